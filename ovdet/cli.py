@@ -1,0 +1,72 @@
+"""The ``ovdet`` command.
+
+Each subcommand lives in the module that owns its concept and exposes ``main(argv)``; this
+file only dispatches, importing a subcommand's module when it is used (so ``ovdet env``
+does not pay for building models).
+
+    ovdet env                 versions of torch/CUDA, detectron2 (compiled or fallback), ...
+    ovdet embed-text          encode a vocabulary into a (C, D) classifier file
+    ovdet detect              text-prompted detection on images / folders / globs
+    ovdet train               train from a LazyConfig (detectron2 launch, multi-GPU/node)
+    ovdet eval                evaluate a trained model on its config's test dataset
+    ovdet evaluate            score a COCO-format results json against ground truth
+    ovdet data ov-shapes      generate the synthetic OV-Shapes dataset
+    ovdet pretrain-clip       train a small CLIP teacher on (image, caption) data
+    ovdet extract-regions     compute CLIP teacher embeddings for proposals, to disk
+    ovdet demo                the embedded end-to-end demo (OV-Shapes)
+    ovdet bench               benchmarks (``ovdet bench ov-shapes``)
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# subcommand -> (module, function, one-line help)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "env": ("ovdet.compat.env", "main", "print versions and the detectron2 install kind"),
+    "embed-text": ("ovdet.text.embed_cli", "main", "encode a vocabulary to a .npy/.pt file"),
+    "detect": ("ovdet.detect_cli", "main", "text-prompted detection on images"),
+    "train": ("ovdet.engine.train", "main", "train from a LazyConfig"),
+    "eval": ("ovdet.engine.train", "eval_main", "evaluate a model from a LazyConfig"),
+    "evaluate": ("ovdet.evaluation.evaluate_cli", "main", "score COCO results against GT"),
+    "data": ("ovdet.data.synthetic.cli", "main", "generate datasets (ov-shapes)"),
+    "pretrain-clip": ("ovdet.teacher.pretrain", "main", "train a small CLIP teacher"),
+    "extract-regions": ("ovdet.teacher.extract", "main", "teacher embeddings of proposals"),
+    "demo": ("ovdet.demo", "main", "end-to-end OV-Shapes demo"),
+    "bench": ("ovdet.benchmarks", "main", "benchmarks (ov-shapes)"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: ovdet <command> [options]", "", "commands:"]
+    for name, (module, _, help_) in COMMANDS.items():
+        lines.append(f"  {name.ljust(width)}  {help_}")
+    lines.append("")
+    lines.append("Run `ovdet <command> --help` for a command's options.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_usage())
+        return 0
+    if argv[0] in ("-V", "--version"):
+        from ovdet import __version__
+
+        print(f"ovdet {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"ovdet: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    module_name, func_name, _ = COMMANDS[name]
+    func = getattr(importlib.import_module(module_name), func_name)
+    rc = func(rest)
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
