@@ -1,0 +1,1 @@
+"""Small shared utilities (image reading, visualisation)."""
