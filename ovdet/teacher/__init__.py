@@ -1,0 +1,1 @@
+"""CLIP teachers: models and tools that give CLIP embeddings for distillation."""
