@@ -12,7 +12,10 @@ detectron2 module) makes detectron2 importable and correct:
 
 1. ``detectron2._C`` is replaced by :mod:`ovdet.compat.ops`, a stand-in whose ops are written
    in PyTorch/torchvision (deformable convolution, rotated-box IoU and NMS) or raise a
-   :class:`MissingCompiledOpError` naming the op and how to get it.
+   :class:`MissingCompiledOpError` naming the op and how to get it. The op that v0.6 calls
+   through ``torch.ops.detectron2`` (``nms_rotated``) is registered there, and v0.6's
+   CUDA-only deformable-convolution autograd functions are replaced by ones that call the
+   stand-in on any device (:mod:`ovdet.compat.deform_conv`), so those layers train on CPU.
 2. Pillow >= 10 removed ``Image.LINEAR``, which v0.6 uses as a default argument at import
    time; the alias (identical to ``Image.BILINEAR`` in every Pillow that had it) is restored.
 3. NumPy >= 1.24 removed ``np.bool``, which v0.6's ``polygons_to_bitmask`` uses for empty
@@ -73,6 +76,16 @@ def _patch_numpy_bool() -> None:
     structures.polygons_to_bitmask = polygons_to_bitmask
 
 
+def _patch_deform_conv() -> None:
+    import detectron2.layers.deform_conv as d2_deform_conv
+
+    from ovdet.compat import deform_conv
+
+    # DeformConv/ModulatedDeformConv.forward look these module globals up at call time.
+    d2_deform_conv.deform_conv = deform_conv.deform_conv
+    d2_deform_conv.modulated_deform_conv = deform_conv.modulated_deform_conv
+
+
 def apply() -> None:
     """Make a detectron2 without compiled ops importable; a no-op for a compiled one."""
     global _APPLIED
@@ -90,4 +103,6 @@ def apply() -> None:
 
     sys.modules["detectron2._C"] = ops
     detectron2._C = ops
+    ops.register_torch_ops()
     _patch_numpy_bool()
+    _patch_deform_conv()
