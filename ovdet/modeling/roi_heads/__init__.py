@@ -1,0 +1,20 @@
+"""Open-vocabulary ROI heads, box predictor and text-embedding classifier."""
+
+from .ov_box_predictor import (
+    LOSS_TYPES,
+    OVFastRCNNOutputLayers,
+    federated_class_weights,
+    sample_federated_classes,
+)
+from .ov_roi_heads import OVRes5ROIHeads, OVStandardROIHeads
+from .text_classifier import TextEmbeddingClassifier
+
+__all__ = [
+    "LOSS_TYPES",
+    "OVFastRCNNOutputLayers",
+    "OVRes5ROIHeads",
+    "OVStandardROIHeads",
+    "TextEmbeddingClassifier",
+    "federated_class_weights",
+    "sample_federated_classes",
+]
