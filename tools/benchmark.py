@@ -1,0 +1,192 @@
+#!/usr/bin/env python3
+"""Inference speed of OVRCNN R50-FPN against vanilla detectron2 Faster R-CNN R50-FPN.
+
+Both models are built in the same process from ``configs/common/models/ov_rcnn_fpn.py``
+(mask head removed, so both are Faster R-CNN): the vanilla one swaps the OV box predictor for
+detectron2's ``FastRCNNOutputLayers`` (80 classes, class-specific boxes) and the meta-arch for
+``GeneralizedRCNN``; everything else (backbone, RPN, box head, test thresholds) is shared.
+Weights are random: the timing of a forward pass does not depend on them, except through
+the number of boxes passing the score threshold; ``--score-thresh 0`` measures the worst case.
+
+Also measured: switching the vocabulary at run time from cached embeddings
+(``model.set_vocabulary(tensor)``) and from names already encoded once (the model's cache).
+
+    python tools/benchmark.py --json                         # full run (CUDA when present)
+    python tools/benchmark.py --json --iters 2 --batch-sizes 1 --vocab-sizes 80,1203
+
+Prints JSON (``--json``) with per-configuration milliseconds per image and the ratios to
+vanilla at each batch size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import time
+
+import torch
+
+import ovdet  # noqa: F401  (compat layer before detectron2)
+from detectron2.config import LazyCall as L
+from detectron2.config import LazyConfig, instantiate
+from detectron2.layers import ShapeSpec
+from detectron2.modeling import GeneralizedRCNN
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.roi_heads import FastRCNNOutputLayers, StandardROIHeads
+
+CONFIG = "configs/common/models/ov_rcnn_fpn.py"
+
+
+def _ov_config(root: str, embed_dim: int, score_thresh: float):
+    cfg = LazyConfig.load(f"{root}/{CONFIG}")
+    model = cfg.model
+    model.roi_heads.box_predictor.classifier.train_embeddings = torch.nn.functional.normalize(
+        torch.randn(80, embed_dim), dim=1
+    )
+    model.roi_heads.box_predictor.test_score_thresh = score_thresh
+    for key in ("mask_in_features", "mask_pooler", "mask_head"):
+        model.roi_heads[key] = None
+    return model
+
+
+def _vanilla_config(ov_model, score_thresh: float):
+    model = copy.deepcopy(ov_model)
+    model._target_ = GeneralizedRCNN
+    for key in ("text_encoder", "vocabulary", "templates"):
+        model.pop(key, None)
+    roi = model.roi_heads
+    roi._target_ = StandardROIHeads
+    roi.num_classes = 80
+    roi.box_predictor = L(FastRCNNOutputLayers)(
+        input_shape=ShapeSpec(channels=1024),
+        box2box_transform=L(Box2BoxTransform)(weights=(10, 10, 5, 5)),
+        num_classes=80,
+        test_score_thresh=score_thresh,
+        test_nms_thresh=0.5,
+        test_topk_per_image=100,
+    )
+    return model
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def time_model(model, batch: int, height: int, width: int, iters: int, warmup: int, device):
+    """Median milliseconds per image over ``iters`` timed forward passes."""
+    gen = torch.Generator().manual_seed(0)
+    inputs = [
+        {
+            "image": torch.randint(0, 256, (3, height, width), generator=gen)
+            .to(torch.float32)
+            .to(device),
+            "height": height,
+            "width": width,
+        }
+        for _ in range(batch)
+    ]
+    for _ in range(warmup):
+        model(inputs)
+    _sync(device)
+    times = []
+    for _ in range(iters):
+        start = time.perf_counter()
+        model(inputs)
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1000.0 / batch)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def vocabulary_switch_ms(model, sizes: list[int], embed_dim: int, repeats: int = 20) -> dict:
+    """Time ``set_vocabulary`` from tensors (cached embeddings), per vocabulary size."""
+    out = {}
+    for size in sizes:
+        emb = torch.nn.functional.normalize(torch.randn(size, embed_dim), dim=1)
+        names = [f"class {i}" for i in range(size)]
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model.set_vocabulary(emb, names_for_embeddings=names)
+            times.append((time.perf_counter() - start) * 1000.0)
+        times.sort()
+        out[str(size)] = round(times[len(times) // 2], 3)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--json", action="store_true", help="print JSON only")
+    p.add_argument("--device", default=None, help="cuda | cpu (default: cuda when present)")
+    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--batch-sizes", default="1,8")
+    p.add_argument("--vocab-sizes", default="80,1203,10000")
+    p.add_argument("--height", type=int, default=800)
+    p.add_argument("--width", type=int, default=1333)
+    p.add_argument("--embed-dim", type=int, default=512)
+    p.add_argument("--score-thresh", type=float, default=0.05)
+    p.add_argument("--root", default=".", help="repository root (for the model config)")
+    args = p.parse_args(argv)
+
+    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    vocab_sizes = [int(v) for v in args.vocab_sizes.split(",")]
+    torch.manual_seed(0)
+    ov_cfg = _ov_config(args.root, args.embed_dim, args.score_thresh)
+    vanilla = instantiate(_vanilla_config(ov_cfg, args.score_thresh)).to(device).eval()
+    ov = instantiate(ov_cfg).to(device).eval()
+    # same weights where the architectures agree, so only the box predictor differs
+    shared = {k: v for k, v in vanilla.state_dict().items()
+              if not k.startswith("roi_heads.box_predictor.")}
+    ov.load_state_dict(shared, strict=False)
+
+    rows = []
+    for batch in batch_sizes:
+        ms = time_model(vanilla, batch, args.height, args.width, args.iters, args.warmup, device)
+        rows.append({"model": "vanilla_faster_rcnn_R50_FPN", "classes": 80, "batch": batch,
+                     "ms_per_image": round(ms, 2)})
+        if not args.json:
+            print(rows[-1], file=sys.stderr)
+        for size in vocab_sizes:
+            emb = torch.nn.functional.normalize(torch.randn(size, args.embed_dim), dim=1)
+            ov.set_vocabulary(emb)
+            ms = time_model(ov, batch, args.height, args.width, args.iters, args.warmup, device)
+            rows.append({"model": "ovrcnn_R50_FPN", "classes": size, "batch": batch,
+                         "ms_per_image": round(ms, 2)})
+            if not args.json:
+                print(rows[-1], file=sys.stderr)
+
+    ratios = {}
+    for batch in batch_sizes:
+        base = next(r["ms_per_image"] for r in rows if r["batch"] == batch and r["classes"] == 80
+                    and r["model"].startswith("vanilla"))
+        for r in rows:
+            if r["batch"] == batch and r["model"].startswith("ovrcnn"):
+                ratios[f"batch{batch}_classes{r['classes']}"] = round(r["ms_per_image"] / base, 3)
+
+    result = {
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
+        platform.processor() or platform.machine(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "image_size": [args.height, args.width],
+        "iters": args.iters,
+        "score_thresh": args.score_thresh,
+        "results": rows,
+        "ratio_vs_vanilla": ratios,
+        "vocabulary_switch_ms": vocabulary_switch_ms(ov, vocab_sizes, args.embed_dim),
+        "target": "ratio <= 1.10 at 1203 classes",
+    }
+    print(json.dumps(result, indent=None if args.json else 2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
