@@ -1,0 +1,350 @@
+"""Dataset mapper for open-vocabulary training: albumentations + extra per-image keys.
+
+:class:`OVDatasetMapper` is detectron2's :class:`~detectron2.data.DatasetMapper` with
+
+1. an optional albumentations pipeline, applied in training only and BEFORE detectron2's
+   augmentations, that transforms the image, the boxes, the instance masks and the teacher
+   proposals together;
+2. documented extra keys of the dataset dict, passed to the model:
+
+   ``captions`` (list[str] or str) and ``image_labels`` (list[int] of contiguous class ids
+   or list[str] of names)
+       Passed through unchanged.
+   ``teacher_proposals`` (array-like (N, 4), XYXY in ORIGINAL image pixels)
+       Transformed like the image; returned as float32 Tensor (M, 4), XYXY in the pixels of
+       ``dataset_dict["image"]``. Boxes that leave the image or become empty are dropped.
+   ``teacher_embeddings`` (array-like (N, D), row i belongs to proposal i)
+       Returned as float32 Tensor (M, D), rows kept aligned with the surviving proposals.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import albumentations as A
+import numpy as np
+import pycocotools.mask as mask_util
+import torch
+from detectron2.config import configurable
+from detectron2.data import DatasetMapper
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.structures import BoxMode, polygons_to_bitmask
+
+__all__ = ["OVDatasetMapper", "build_albumentations", "ALBU_INDEX_FIELD"]
+
+logger = logging.getLogger(__name__)
+
+# label field through which the mapper tracks which boxes albumentations kept
+ALBU_INDEX_FIELD = "ovdet_index"
+
+
+def build_albumentations(
+    transforms: Sequence[A.BasicTransform],
+    *,
+    min_visibility: float = 0.0,
+    min_area: float = 0.0,
+    seed: int | None = None,
+) -> A.Compose:
+    """An ``A.Compose`` whose box handling :class:`OVDatasetMapper` understands.
+
+    Args:
+        transforms: albumentations transforms (e.g. ``[A.HorizontalFlip(p=0.5)]``).
+        min_visibility: drop a box when less than this fraction of its area stays visible.
+        min_area: drop a box whose area (pixels) falls below this after transforming.
+        seed: albumentations' random seed (None: not fixed).
+
+    Returns:
+        ``A.Compose`` with pascal_voc (XYXY pixel) boxes and the label field
+        :data:`ALBU_INDEX_FIELD`.
+    """
+    return A.Compose(
+        list(transforms),
+        bbox_params=A.BboxParams(
+            format="pascal_voc",
+            label_fields=[ALBU_INDEX_FIELD],
+            min_visibility=min_visibility,
+            min_area=min_area,
+        ),
+        seed=seed,
+    )
+
+
+def _check_compose(pipeline: A.Compose) -> A.Compose:
+    proc = pipeline.processors.get("bboxes")
+    params = getattr(proc, "params", None)
+    if (
+        params is None
+        or params.format != "pascal_voc"
+        or ALBU_INDEX_FIELD not in (params.label_fields or ())
+    ):
+        raise ValueError(
+            "the albumentations pipeline given to OVDatasetMapper needs "
+            f"bbox_params=A.BboxParams(format='pascal_voc', label_fields=['{ALBU_INDEX_FIELD}'])"
+            "; build it with ovdet.data.mapper.build_albumentations(transforms) or pass a "
+            "list of transforms"
+        )
+    return pipeline
+
+
+def _where(dataset_dict: dict) -> str:
+    return f"image {dataset_dict.get('file_name', '?')} (image_id={dataset_dict.get('image_id')})"
+
+
+def _as_2d(value: Any, cols: int | None, key: str, dataset_dict: dict) -> np.ndarray:
+    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    arr = arr.astype(np.float32)
+    if arr.size == 0:
+        arr = arr.reshape(0, cols or 0)
+    if arr.ndim != 2 or (cols is not None and arr.shape[1] != cols):
+        want = f"(N, {cols})" if cols is not None else "(N, D)"
+        raise ValueError(
+            f"'{key}' of {_where(dataset_dict)} has shape {arr.shape}; expected {want}"
+        )
+    return arr
+
+
+class OVDatasetMapper(DatasetMapper):
+    """detectron2 DatasetMapper + albumentations + open-vocabulary extra keys.
+
+    See the module docstring for the extra keys. With an albumentations pipeline, instance
+    masks (polygons or RLE) are rasterised and transformed with the image, so masks use
+    ``instance_mask_format="bitmask"`` (set automatically). Annotations whose box
+    albumentations drops (outside the image, below ``min_visibility``) are dropped with their
+    masks; crowd annotations are dropped in training, as detectron2 does.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        is_train: bool,
+        *,
+        augmentations: list[T.Augmentation | T.Transform],
+        image_format: str,
+        albumentations: A.Compose | Sequence[A.BasicTransform] | None = None,
+        use_instance_mask: bool = False,
+        use_keypoint: bool = False,
+        instance_mask_format: str = "polygon",
+        keypoint_hflip_indices: np.ndarray | None = None,
+        precomputed_proposal_topk: int | None = None,
+        recompute_boxes: bool = False,
+        teacher_proposal_min_size: float = 0.0,
+    ):
+        """
+        Args:
+            is_train: training (annotations transformed, albumentations applied) or inference.
+            augmentations: detectron2 augmentations, applied after albumentations.
+            image_format: format for :func:`detectron2.data.detection_utils.read_image`.
+            albumentations: an ``A.Compose`` from :func:`build_albumentations`, or a list of
+                albumentations transforms (wrapped with it); None: none.
+            use_instance_mask, use_keypoint, instance_mask_format, keypoint_hflip_indices,
+                precomputed_proposal_topk, recompute_boxes: as in detectron2's DatasetMapper.
+            teacher_proposal_min_size: teacher proposals whose width or height (in output
+                pixels) is not above this are dropped.
+        """
+        if albumentations is not None and not isinstance(albumentations, A.Compose):
+            albumentations = build_albumentations(albumentations)
+        if albumentations is not None:
+            _check_compose(albumentations)
+            if use_keypoint:
+                raise ValueError("OVDatasetMapper: albumentations with keypoints is not supported")
+            if use_instance_mask and instance_mask_format == "polygon":
+                logger.info("OVDatasetMapper: albumentations rasterises masks; using bitmasks")
+                instance_mask_format = "bitmask"
+        super().__init__(
+            is_train,
+            augmentations=augmentations,
+            image_format=image_format,
+            use_instance_mask=use_instance_mask,
+            use_keypoint=use_keypoint,
+            instance_mask_format=instance_mask_format,
+            keypoint_hflip_indices=keypoint_hflip_indices,
+            precomputed_proposal_topk=precomputed_proposal_topk,
+            recompute_boxes=recompute_boxes,
+        )
+        self.albumentations = albumentations
+        self.teacher_proposal_min_size = teacher_proposal_min_size
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True) -> dict:
+        ret = super().from_config(cfg, is_train)
+        ret["albumentations"] = None
+        return ret
+
+    def _read_image(self, dataset_dict: dict) -> np.ndarray:
+        if "file_name" not in dataset_dict:
+            raise KeyError(
+                f"dataset dict (image_id={dataset_dict.get('image_id')}) has no 'file_name'"
+            )
+        file_name = dataset_dict["file_name"]
+        try:
+            return utils.read_image(file_name, format=self.image_format)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(
+                f"image not found: {file_name} (image_id={dataset_dict.get('image_id')}); "
+                "check the dataset's image_root"
+            ) from e
+        except (OSError, SyntaxError, ValueError) as e:
+            raise OSError(f"cannot read image {file_name} (corrupt or not an image): {e}") from e
+
+    def _teacher(self, dataset_dict: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
+        boxes = dataset_dict.pop("teacher_proposals", None)
+        emb = dataset_dict.pop("teacher_embeddings", None)
+        if boxes is None:
+            if emb is not None:
+                raise ValueError(
+                    f"{_where(dataset_dict)} has 'teacher_embeddings' without 'teacher_proposals'"
+                )
+            return None, None
+        boxes = _as_2d(boxes, 4, "teacher_proposals", dataset_dict)
+        if emb is not None:
+            emb = _as_2d(emb, None, "teacher_embeddings", dataset_dict)
+            if len(emb) != len(boxes):
+                raise ValueError(
+                    f"{_where(dataset_dict)}: {len(boxes)} teacher_proposals but {len(emb)} "
+                    "teacher_embeddings rows; they must align"
+                )
+        return boxes, emb
+
+    def _masks_of(self, anno: dict, height: int, width: int) -> np.ndarray:
+        segm = anno["segmentation"]
+        if isinstance(segm, list):
+            return polygons_to_bitmask(segm, height, width).astype(np.uint8)
+        if isinstance(segm, dict):
+            if isinstance(segm["counts"], list):
+                segm = mask_util.frPyObjects(segm, *segm["size"])
+            return mask_util.decode(segm).astype(np.uint8)
+        if isinstance(segm, np.ndarray) and segm.ndim == 2:
+            return segm.astype(np.uint8)
+        raise ValueError(f"cannot rasterise segmentation of type {type(segm).__name__}")
+
+    def _apply_albumentations(
+        self,
+        dataset_dict: dict,
+        image: np.ndarray,
+        teacher_boxes: np.ndarray | None,
+        teacher_emb: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Run the albumentations pipeline; rewrites ``dataset_dict["annotations"]``."""
+        h, w = image.shape[:2]
+        annos = [a for a in dataset_dict.get("annotations", []) if a.get("iscrowd", 0) == 0]
+        ann_boxes = np.asarray(
+            [BoxMode.convert(a["bbox"], a["bbox_mode"], BoxMode.XYXY_ABS) for a in annos],
+            dtype=np.float32,
+        ).reshape(-1, 4)
+        if teacher_boxes is None:
+            t_boxes = np.zeros((0, 4), np.float32)
+        else:
+            t_boxes = teacher_boxes
+        boxes = np.concatenate([ann_boxes, t_boxes])
+        # albumentations rejects boxes outside the image: clip, drop the empty ones
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+        index = np.nonzero(valid)[0]
+
+        n = len(annos)
+        with_masks = self.use_instance_mask and n > 0 and all("segmentation" in a for a in annos)
+        kwargs: dict[str, Any] = {
+            "bboxes": boxes[valid],
+            ALBU_INDEX_FIELD: index.tolist(),
+        }
+        if with_masks:
+            kwargs["masks"] = [self._masks_of(a, h, w) for a in annos]
+        # albumentations' colour transforms expect RGB
+        bgr = self.image_format == "BGR"
+        out = self.albumentations(image=image[:, :, ::-1].copy() if bgr else image, **kwargs)
+        new_image = out["image"][:, :, ::-1].copy() if bgr else out["image"]
+
+        kept = [int(round(float(i))) for i in out[ALBU_INDEX_FIELD]]
+        new_boxes = np.asarray(out["bboxes"], dtype=np.float32).reshape(-1, 4)
+        new_annos, t_keep, t_new = [], [], []
+        for i, box in zip(kept, new_boxes):
+            if i < n:
+                anno = {**annos[i], "bbox": box.tolist(), "bbox_mode": BoxMode.XYXY_ABS}
+                if with_masks:
+                    mask = np.asfortranarray(np.asarray(out["masks"][i], dtype=np.uint8))
+                    anno["segmentation"] = mask_util.encode(mask)
+                elif "segmentation" in anno:
+                    anno.pop("segmentation")
+                new_annos.append(anno)
+            else:
+                t_keep.append(i - n)
+                t_new.append(box)
+        if "annotations" in dataset_dict:
+            dataset_dict["annotations"] = new_annos
+        if teacher_boxes is not None:
+            teacher_boxes = np.asarray(t_new, dtype=np.float32).reshape(-1, 4)
+            if teacher_emb is not None:
+                teacher_emb = teacher_emb[np.asarray(t_keep, dtype=np.int64)]
+        return new_image, teacher_boxes, teacher_emb
+
+    def _transform_teacher(
+        self,
+        dataset_dict: dict,
+        boxes: np.ndarray,
+        emb: np.ndarray | None,
+        transforms: T.TransformList,
+        image_shape: tuple[int, int],
+    ) -> None:
+        boxes = transforms.apply_box(boxes).astype(np.float32) if len(boxes) else boxes
+        h, w = image_shape
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        min_size = self.teacher_proposal_min_size
+        keep = ((boxes[:, 2] - boxes[:, 0]) > min_size) & ((boxes[:, 3] - boxes[:, 1]) > min_size)
+        dataset_dict["teacher_proposals"] = torch.as_tensor(boxes[keep])
+        if emb is not None:
+            dataset_dict["teacher_embeddings"] = torch.as_tensor(emb[keep])
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        """
+        Args:
+            dataset_dict: one image in detectron2 dataset format (+ the extra keys).
+
+        Returns:
+            dict: detectron2 model input: ``image`` (uint8 Tensor (C, H, W)), ``instances``
+            (training), the extra keys as documented in the module docstring.
+        """
+        dataset_dict = copy.deepcopy(dataset_dict)  # modified below
+        image = self._read_image(dataset_dict)
+        utils.check_image_size(dataset_dict, image)
+        teacher_boxes, teacher_emb = self._teacher(dataset_dict)
+
+        if self.albumentations is not None and self.is_train:
+            if "sem_seg_file_name" in dataset_dict:
+                raise ValueError("OVDatasetMapper: albumentations with sem_seg is not supported")
+            image, teacher_boxes, teacher_emb = self._apply_albumentations(
+                dataset_dict, image, teacher_boxes, teacher_emb
+            )
+
+        if "sem_seg_file_name" in dataset_dict:
+            sem_seg_gt = utils.read_image(dataset_dict.pop("sem_seg_file_name"), "L").squeeze(2)
+        else:
+            sem_seg_gt = None
+        aug_input = T.AugInput(image, sem_seg=sem_seg_gt)
+        transforms = self.augmentations(aug_input)
+        image, sem_seg_gt = aug_input.image, aug_input.sem_seg
+        image_shape = image.shape[:2]
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if sem_seg_gt is not None:
+            dataset_dict["sem_seg"] = torch.as_tensor(sem_seg_gt.astype("long"))
+        if self.proposal_topk is not None:
+            utils.transform_proposals(
+                dataset_dict, image_shape, transforms, proposal_topk=self.proposal_topk
+            )
+        if teacher_boxes is not None:
+            self._transform_teacher(
+                dataset_dict, teacher_boxes, teacher_emb, transforms, image_shape
+            )
+
+        if not self.is_train:
+            dataset_dict.pop("annotations", None)
+            dataset_dict.pop("sem_seg_file_name", None)
+            return dataset_dict
+        if "annotations" in dataset_dict:
+            self._transform_annotations(dataset_dict, transforms, image_shape)
+        return dataset_dict

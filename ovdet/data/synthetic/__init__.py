@@ -1,0 +1,51 @@
+"""OV-Shapes: a synthetic open-vocabulary detection world, small enough for a CPU.
+
+Categories are compositions of attributes (colour x shape, optionally x texture): "red
+circle", "striped blue star". A fixed, balanced subset of combinations is *novel*: never
+box-annotated in ``train_base.json`` although such objects appear in its images and are
+named in its captions, as in OV-COCO. Every colour and shape value has base categories, so a
+detector that aligns regions with text embeddings can compose novel classes it never saw
+boxes for.
+
+Public API::
+
+    OVShapesConfig(image_size=256, textures=False, ...)     generator parameters
+    OVShapesGenerator(config).scene(seed, split, index)     one in-memory Scene
+    generate_ov_shapes(out, num_train=..., num_val=..., seed=...)   files on disk
+    register_ov_shapes(root, prefix="ov_shapes")            detectron2 registration
+    load_split(root)                                        split.json as a dict
+
+CLI: ``ovdet data ov-shapes --out DIR --num-train N --num-val M --seed S``.
+"""
+
+from ovdet.data.synthetic.attributes import (
+    COLOURS,
+    SHAPES,
+    TEXTURES,
+    ShapeCategory,
+    build_categories,
+    choose_novel,
+)
+from ovdet.data.synthetic.config import OVShapesConfig
+from ovdet.data.synthetic.dataset import FILES, encode_mask, generate_ov_shapes, load_split
+from ovdet.data.synthetic.register import register_ov_shapes
+from ovdet.data.synthetic.scene import OVShapesGenerator, Scene, SceneObject, scene_rng
+
+__all__ = [
+    "COLOURS",
+    "FILES",
+    "SHAPES",
+    "TEXTURES",
+    "OVShapesConfig",
+    "OVShapesGenerator",
+    "Scene",
+    "SceneObject",
+    "ShapeCategory",
+    "build_categories",
+    "choose_novel",
+    "encode_mask",
+    "generate_ov_shapes",
+    "load_split",
+    "register_ov_shapes",
+    "scene_rng",
+]

@@ -1,0 +1,237 @@
+"""OV-LVIS evaluation with the official lvis-api: AP, AP50, APr (novel), APc, APf.
+
+LVIS is federated: a detection of a category counts only on images where that category is
+verified present or absent (``neg_category_ids``), and false positives of
+``not_exhaustive_category_ids`` are not penalised; lvis-api implements that. Up to 300
+detections per image (the official limit). Numbers are percentages; ``nan`` where a group
+has no ground truth.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import itertools
+import logging
+import os
+import warnings
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import numpy as np
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import DatasetEvaluator
+from detectron2.utils import comm
+from lvis import LVIS, LVISEval, LVISResults
+
+from ovdet.data.datasets import COCOFormatError, read_coco_json, validate_coco_dict
+from ovdet.data.ov_splits import write_json_atomic
+from ovdet.evaluation.coco import (
+    IOU_TYPES,
+    GTLike,
+    ResultsLike,
+    check_results,
+    instances_to_coco_results,
+    load_results,
+)
+
+__all__ = ["LVIS_METRICS", "LVISOVEvaluator", "evaluate_lvis_results", "load_lvis_gt"]
+
+logger = logging.getLogger(__name__)
+
+LVIS_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
+
+
+class _LVISFromDict(LVIS):
+    """lvis-api's ``LVIS`` built from an already parsed dict (its constructor takes a path)."""
+
+    def __init__(self, dataset: dict):
+        self.logger = logging.getLogger("lvis.lvis")
+        self.dataset = dataset
+        self._create_index()
+
+
+def load_lvis_gt(gt_json: GTLike | LVIS) -> LVIS:
+    """lvis-api ``LVIS`` from a path, a dict or an ``LVIS`` (returned as is).
+
+    Raises:
+        FileNotFoundError / COCOFormatError: naming the file and the missing field.
+    """
+    if isinstance(gt_json, LVIS):
+        return gt_json
+    source = os.fspath(gt_json) if isinstance(gt_json, (str, os.PathLike)) else "<gt dict>"
+    data = read_coco_json(gt_json) if isinstance(gt_json, (str, os.PathLike)) else dict(gt_json)
+    validate_coco_dict(
+        data,
+        source,
+        image_fields=("id", "neg_category_ids", "not_exhaustive_category_ids"),
+        annotation_fields=("id", "image_id", "bbox", "category_id"),
+    )
+    for i, c in enumerate(data["categories"]):
+        if c.get("frequency") not in ("r", "c", "f"):
+            raise COCOFormatError(
+                f"{source}: categories[{i}] (id={c['id']}) needs 'frequency' 'r', 'c' or 'f' "
+                "(an LVIS json)"
+            )
+    return _LVISFromDict(data)
+
+
+@contextlib.contextmanager
+def _numpy_float_alias():
+    """lvis-api 0.5.3's ``accumulate`` uses ``np.float``, removed in NumPy 1.24.
+
+    The alias (it always meant the builtin ``float``) exists only while lvis-api runs and is
+    removed again afterwards, so nothing else sees a changed NumPy.
+    """
+    added = not hasattr(np, "float")
+    if added:
+        np.float = float
+    try:
+        yield
+    finally:
+        if added:
+            del np.float
+
+
+def _pct(value: float) -> float:
+    return float(value) * 100 if value > -1 else float("nan")
+
+
+def evaluate_lvis_results(
+    gt_json: GTLike | LVIS,
+    results: ResultsLike,
+    iou_types: Sequence[str] = ("bbox",),
+    *,
+    max_dets: int = 300,
+    img_ids: Sequence[int] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Evaluate detections on an LVIS-format ground truth.
+
+    Args:
+        gt_json: LVIS ground truth (path, dict or ``lvis.LVIS``).
+        results: COCO-style result dicts (path to a json list or a list).
+        iou_types: subset of ``("bbox", "segm")``.
+        max_dets: detections kept per image (LVIS: 300).
+        img_ids: evaluate only these images (default: all).
+
+    Returns:
+        ``{iou_type: {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}}``.
+    """
+    bad = [t for t in iou_types if t not in IOU_TYPES]
+    if bad:
+        raise ValueError(f"unknown iou types {bad}; use {list(IOU_TYPES)}")
+    gt = load_lvis_gt(gt_json)
+    source = os.fspath(results) if isinstance(results, (str, os.PathLike)) else "results"
+    results = load_results(results)
+    check_results(results, set(gt.get_img_ids()), set(gt.get_cat_ids()), iou_types, source)
+    out: dict[str, dict[str, float]] = OrderedDict()
+    for iou_type in iou_types:
+        if not results:
+            warnings.warn(
+                f"no detections to evaluate ({iou_type}): every metric is 0", stacklevel=2
+            )
+            out[iou_type] = {k: 0.0 for k in LVIS_METRICS}
+            continue
+        dets = []
+        for r in results:
+            d = copy.copy(dict(r))
+            d.pop("bbox" if iou_type == "segm" else "segmentation", None)
+            dets.append(d)
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+            stack.enter_context(warnings.catch_warnings())
+            stack.enter_context(_numpy_float_alias())
+            warnings.simplefilter("ignore")
+            dt = LVISResults(gt, dets, max_dets=max_dets)
+            ev = LVISEval(gt, dt, iou_type)
+            if img_ids is not None:
+                ev.params.img_ids = sorted(img_ids)
+            ev.run()
+        res = ev.get_results()
+        out[iou_type] = {k: _pct(res[k]) for k in LVIS_METRICS}
+    return out
+
+
+class LVISOVEvaluator(DatasetEvaluator):
+    """OV-LVIS evaluator for detectron2's inference loops (lvis-api).
+
+    Uses the dataset's ``json_file`` and ``thing_dataset_id_to_contiguous_id``; returns
+    ``{"bbox": {...}, "segm": {...}}`` with :data:`LVIS_METRICS` (APr = rare = novel).
+    """
+
+    def __init__(
+        self,
+        dataset_name: str,
+        output_dir: str | None = None,
+        tasks: Sequence[str] = ("bbox", "segm"),
+        *,
+        distributed: bool = True,
+        max_dets_per_image: int = 300,
+    ):
+        """
+        Args:
+            dataset_name: a registered LVIS-format dataset (e.g. ``"ov_lvis_val"``).
+            output_dir: where ``lvis_instances_results.json`` is written (None: not saved).
+            tasks: ``"bbox"`` and/or ``"segm"`` (``segm`` is skipped without masks).
+            distributed: gather predictions from all processes.
+            max_dets_per_image: detections per image kept (LVIS: 300).
+        """
+        bad = [t for t in tasks if t not in IOU_TYPES]
+        if bad:
+            raise ValueError(f"unknown tasks {bad}; use {list(IOU_TYPES)}")
+        meta = MetadataCatalog.get(dataset_name)
+        if meta.get("json_file") is None:
+            raise ValueError(f"dataset '{dataset_name}' has no 'json_file' metadata")
+        self._dataset_name = dataset_name
+        self._metadata = meta
+        self._output_dir = output_dir
+        self._tasks = tuple(tasks)
+        self._distributed = distributed
+        self._max_dets = max_dets_per_image
+        self._predictions: list[dict] = []
+
+    def reset(self) -> None:
+        self._predictions = []
+
+    def process(self, inputs: list[dict], outputs: list[dict]) -> None:
+        reverse = {v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()}
+        for inp, out in zip(inputs, outputs):
+            pred = {"image_id": inp["image_id"], "results": []}
+            if "instances" in out:
+                pred["results"] = instances_to_coco_results(
+                    out["instances"].to("cpu"),
+                    inp["image_id"],
+                    reverse,
+                    with_masks="segm" in self._tasks,
+                )
+            self._predictions.append(pred)
+
+    def evaluate(self) -> dict[str, dict[str, float]]:
+        if self._distributed:
+            comm.synchronize()
+            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
+            if not comm.is_main_process():
+                return {}
+        else:
+            predictions = self._predictions
+        if not predictions:
+            logger.warning(f"LVISOVEvaluator({self._dataset_name}) received no predictions")
+            return {}
+        results = list(itertools.chain(*(p["results"] for p in predictions)))
+        if self._output_dir:
+            write_json_atomic(
+                results, os.path.join(self._output_dir, "lvis_instances_results.json")
+            )
+        tasks = self._tasks
+        if "segm" in tasks and results and not all("segmentation" in r for r in results):
+            logger.warning("predictions have no masks: skipping 'segm' evaluation")
+            tasks = tuple(t for t in tasks if t != "segm")
+        res = evaluate_lvis_results(
+            self._metadata.json_file,
+            results,
+            tasks,
+            max_dets=self._max_dets,
+            img_ids=sorted({p["image_id"] for p in predictions}),
+        )
+        return copy.deepcopy(res)
