@@ -148,3 +148,16 @@ def lvis_rare_names(readable: bool = True) -> list[str]:
 def readable_name(name: str) -> str:
     """LVIS-style ``"tennis_racket"`` or ``"bow_(weapon)"`` to ``"tennis racket"``/``"bow (weapon)"``."""
     return name.replace("_", " ").strip()
+
+
+def lvis_train_image_counts(exclude_rare: bool = True) -> list[int]:
+    """LVIS v1 train image count per class (id order); 0 for rare classes if ``exclude_rare``.
+
+    With ``exclude_rare`` these are the counts of the OV-LVIS base training json, the
+    sampling weights of the federated loss (``image_count ** 0.5``): rare (novel) classes then
+    are never sampled, as positives or negatives, so no gradient touches their embeddings.
+    """
+    return [
+        0 if exclude_rare and c["frequency"] == "r" else int(c["image_count"])
+        for c in lvis_categories()
+    ]

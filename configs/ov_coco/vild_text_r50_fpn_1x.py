@@ -1,0 +1,53 @@
+"""ViLD-text on OV-COCO (48 base / 17 novel), Faster R-CNN R50-FPN, 1x schedule.
+
+Recipe: batch 16, SGD lr 0.02, 90k iterations (steps at 60k/80k), multi-scale training
+(shortest edge 640..800), ImageNet-pretrained R-50 with FrozenBN (detectron2's standard 1x),
+box-only (OV-COCO reports box AP50). The classifier is ViLD-text: cos(region, t_c)/0.01 over
+the 48 base classes + a learned background embedding, softmax CE; class-agnostic boxes.
+Test: generalised setting, all 65 classes in the vocabulary; AP50 over base / novel.
+
+Needs (see datasets/README.md): the OV-COCO jsons from datasets/prepare_ov_coco.py, CLIP text
+embeddings ``$OVDET_DATASETS/metadata/coco_clip_a+cname.npy`` (80 x 512, COCO id order;
+``ovdet embed-text --encoder open_clip:ViT-B-32:openai --vocab coco --templates single
+--out ...`` makes one) and ImageNet R-50 weights at ``$OVDET_WEIGHTS/R-50.pkl`` (detectron2
+format; default ``./weights``).
+
+Trusted input: this file is Python and is executed when loaded.
+"""
+
+import os
+
+from detectron2.config import LazyCall as L
+
+from ovdet.data import datasets_root
+from ovdet.text import load_class_embeddings
+
+from ..common.data.ov_coco import dataloader
+from ..common.models.ov_rcnn_fpn import model
+from ..common.optim import SGD as optimizer
+from ..common.schedules import lr_multiplier_1x as lr_multiplier
+from ..common.train import train
+
+_EMBEDDINGS = str(datasets_root() / "metadata" / "coco_clip_a+cname.npy")
+
+classifier = model.roi_heads.box_predictor.classifier
+classifier.train_embeddings = L(load_class_embeddings)(
+    path=_EMBEDDINGS, vocabulary="coco", select="ov-coco-base"
+)
+classifier.test_embeddings = L(load_class_embeddings)(
+    path=_EMBEDDINGS, vocabulary="coco", select="ov-coco"
+)
+classifier.temperature = 0.01
+model.roi_heads.box_predictor.loss_type = "softmax"
+# OV-COCO is evaluated with boxes only
+model.roi_heads.mask_in_features = None
+model.roi_heads.mask_pooler = None
+model.roi_heads.mask_head = None
+
+dataloader.train.total_batch_size = 16
+
+optimizer.lr = 0.02
+train.init_checkpoint = os.path.join(os.environ.get("OVDET_WEIGHTS", "weights"), "R-50.pkl")
+train.max_iter = 90000
+train.eval_period = 10000
+train.output_dir = "./output/ov_coco/vild_text_r50_fpn_1x"
