@@ -163,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     Path(args.output).mkdir(parents=True, exist_ok=True)
     predictor = OVPredictor.from_config(
-        args.config, args.weights, overrides=args.opts or [], device=args.device
+        args.config,
+        args.weights,
+        overrides=args.opts or [],
+        device=args.device,
+        score_thresh=args.score_thresh,
     )
     names = _set_vocabulary(predictor, args)
     summary = run_detection(predictor, images, names, args)

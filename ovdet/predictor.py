@@ -100,6 +100,15 @@ class OVPredictor:
 
         cfg = LazyConfig.load(str(config)) if not hasattr(config, "model") else config
         cfg = LazyConfig.apply_overrides(cfg, list(overrides))
+        score_thresh = kwargs.get("score_thresh")
+        try:
+            box_predictor = cfg.model.roi_heads.box_predictor
+        except (AttributeError, KeyError):
+            box_predictor = None
+        if score_thresh is not None and box_predictor is not None:
+            # the model drops boxes below its own test threshold before we see them
+            current = box_predictor.get("test_score_thresh", score_thresh)
+            box_predictor.test_score_thresh = min(float(current), float(score_thresh))
         model = instantiate(cfg.model)
         if weights:
             DetectionCheckpointer(model).load(str(weights))
