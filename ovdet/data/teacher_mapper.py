@@ -62,7 +62,11 @@ class TeacherTargetsMapper(OVDatasetMapper):
 
     @classmethod
     def from_config(
-        cls, cfg, is_train: bool = True, *, store: str | os.PathLike | RegionEmbeddingStore,
+        cls,
+        cfg,
+        is_train: bool = True,
+        *,
+        store: str | os.PathLike | RegionEmbeddingStore,
         missing: str = "error",
     ) -> dict:
         ret = super().from_config(cfg, is_train)
@@ -107,5 +111,13 @@ class TeacherTargetsMapper(OVDatasetMapper):
                 )
         boxes, embeddings = self.targets(dataset_dict)
         # a shallow copy: the parent deep-copies before modifying
-        dataset_dict = {**dataset_dict, "teacher_proposals": boxes, "teacher_embeddings": embeddings}
-        return super().__call__(dataset_dict)
+        dataset_dict = {
+            **dataset_dict,
+            "teacher_proposals": boxes,
+            "teacher_embeddings": embeddings,
+        }
+        out = super().__call__(dataset_dict)
+        if out["teacher_embeddings"].numel() == 0:
+            # keep D for images without proposals (the parent only knows the number of rows)
+            out["teacher_embeddings"] = out["teacher_embeddings"].reshape(0, self.store.dim)
+        return out

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 from detectron2.config import configurable
 from detectron2.modeling.meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.utils.events import get_event_storage
+from torch import nn
+
+from ovdet.modeling.distill.distillers import DistillContext
 
 if TYPE_CHECKING:
     from ovdet.text import TextEncoder
@@ -37,6 +41,60 @@ def _validate_names(names: Sequence[str], where: str) -> list[str]:
     return names
 
 
+def _as_module_container(
+    distillers: Sequence[nn.Module] | Mapping[str, nn.Module] | None,
+) -> nn.ModuleList | nn.ModuleDict:
+    """list of distillers -> ``nn.ModuleList``; name -> distiller mapping -> ``nn.ModuleDict``."""
+    if distillers is None:
+        distillers = ()
+    is_mapping = isinstance(distillers, (Mapping, nn.ModuleDict))
+    if not is_mapping and isinstance(distillers, (nn.Module, str, bytes)):
+        if not isinstance(distillers, nn.ModuleList):
+            raise TypeError(
+                "OVRCNN(distillers=...): expected a list or a name -> module mapping of "
+                f"distillers, got a single {type(distillers).__name__}; wrap it in a list"
+            )
+    items = list(distillers.items()) if is_mapping else list(enumerate(distillers))
+    for key, module in items:
+        if not isinstance(module, nn.Module):
+            where = f"{key!r}" if is_mapping else f"at index {key}"
+            raise TypeError(
+                f"OVRCNN(distillers=...): distiller {where} is a {type(module).__name__}, not "
+                "an nn.Module"
+            )
+    if is_mapping:
+        return nn.ModuleDict({str(k): m for k, m in items})
+    return nn.ModuleList([m for _, m in items])
+
+
+def _named(container: nn.ModuleList | nn.ModuleDict) -> list[tuple[str, nn.Module]]:
+    if isinstance(container, nn.ModuleDict):
+        return [(repr(k), m) for k, m in container.items()]
+    return [(f"at index {i}", m) for i, m in enumerate(container)]
+
+
+def _merge_losses(
+    losses: dict[str, torch.Tensor], new: object, name: str, distiller: nn.Module
+) -> None:
+    where = f"OVRCNN: distiller {name} ({type(distiller).__name__})"
+    if not isinstance(new, Mapping):
+        raise TypeError(f"{where} returned a {type(new).__name__}; expected dict[str, Tensor]")
+    for key, value in new.items():
+        if not isinstance(key, str) or not key.startswith("loss_"):
+            raise ValueError(
+                f"{where} returned the key {key!r}; loss terms must be named 'loss_*' "
+                "(detectron2 sums every entry of the loss dict)"
+            )
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError(f"{where}: {key!r} must be a scalar tensor, got {value!r}")
+        if key in losses:
+            raise ValueError(
+                f"{where} returned {key!r}, which an earlier loss already produced; give the "
+                "distillers distinct objectives (two copies of one objective collide)"
+            )
+        losses[key] = value
+
+
 @META_ARCH_REGISTRY.register()
 class OVRCNN(GeneralizedRCNN):
     """Two-stage open-vocabulary detector (ViLD-style) with a run-time vocabulary.
@@ -48,6 +106,20 @@ class OVRCNN(GeneralizedRCNN):
 
     The vocabulary only affects eval mode: training always uses the classifier's training
     embeddings (its labels are the dataset's contiguous ids).
+
+    Distillation: ``distillers`` are training objectives beyond the detector's own losses
+    (e.g. :class:`~ovdet.modeling.distill.distillers.RegionDistiller` for ViLD-image / RKD,
+    :class:`~ovdet.modeling.distill.distillers.CaptionDistiller` for HierKD). In training,
+    after the RPN and ROI-head losses, each distiller is called with one
+    :class:`~ovdet.modeling.distill.distillers.DistillContext` (the batch, the preprocessed
+    images, the backbone features, the RPN proposals and the model) and returns a
+    ``dict[str, Tensor]`` of scalar ``loss_*`` terms, merged into the loss dict; a key
+    produced twice is an error. Distillers never run in eval mode.
+
+    Base/novel names: a box predictor with a ``set_class_names(names | None)`` method (e.g.
+    :class:`~ovdet.modeling.roi_heads.ensemble_predictor.OVEnsembleOutputLayers`) is told the
+    names of the inference vocabulary at construction (when ``vocabulary`` is given) and on
+    every :meth:`set_vocabulary`; ``None`` when the rows have no names.
     """
 
     @configurable
@@ -58,6 +130,7 @@ class OVRCNN(GeneralizedRCNN):
         vocabulary: Sequence[str] | None = None,
         templates: Sequence[str] = ("a {}.",),
         vocabulary_cache_size: int = 8,
+        distillers: Sequence[nn.Module] | Mapping[str, nn.Module] = (),
         **kwargs,
     ):
         """
@@ -70,6 +143,10 @@ class OVRCNN(GeneralizedRCNN):
                 use :meth:`set_vocabulary`.
             templates: prompt templates for names, each containing ``{}``.
             vocabulary_cache_size: how many encoded vocabularies to keep (LRU, per model).
+            distillers: training-only objectives, a list (kept as ``nn.ModuleList``) or a
+                name -> module mapping (``nn.ModuleDict``). Each is called as
+                ``distiller(context: DistillContext) -> dict[str, Tensor]`` of ``loss_*``
+                terms. Their parameters (e.g. the HierKD projection) are part of the model.
             kwargs: arguments of :class:`GeneralizedRCNN` (``backbone``,
                 ``proposal_generator``, ``roi_heads``, ``pixel_mean``, ``pixel_std``,
                 ``input_format``, ``vis_period``).
@@ -116,6 +193,68 @@ class OVRCNN(GeneralizedRCNN):
                     "new vocabulary"
                 )
             self._vocabulary = names
+            self._set_class_names(names)
+        self.distillers = _as_module_container(distillers)
+
+    def _set_class_names(self, names: list[str] | None) -> None:
+        """Tell a predictor that distinguishes base from novel classes the vocabulary names."""
+        set_names = getattr(self.roi_heads.box_predictor, "set_class_names", None)
+        if callable(set_names):
+            set_names(names)
+
+    def forward(self, batched_inputs: list[dict]) -> list[dict] | dict[str, torch.Tensor]:
+        """detectron2 model call; training adds the distillers' losses.
+
+        Args:
+            batched_inputs: detectron2 input dicts (``image``, ``instances`` in training,
+                ``height``/``width``, plus the documented extra keys the distillers read, such
+                as ``teacher_proposals``, ``teacher_embeddings``, ``captions``).
+
+        Returns:
+            training: dict of scalar losses (RPN, ROI heads, then each distiller's);
+            eval: ``[{"instances": Instances}]`` per image.
+        """
+        if not self.training:
+            return self.inference(batched_inputs)
+
+        images = self.preprocess_image(batched_inputs)
+        if "instances" in batched_inputs[0]:
+            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        else:
+            gt_instances = None
+        features = self.backbone(images.tensor)
+
+        if self.proposal_generator is not None:
+            proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
+        else:
+            if "proposals" not in batched_inputs[0]:
+                raise KeyError(
+                    "OVRCNN: the model has no proposal generator, so every input dict needs "
+                    "precomputed 'proposals' (Instances); input 0 has none"
+                )
+            proposals = [x["proposals"].to(self.device) for x in batched_inputs]
+            proposal_losses = {}
+
+        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
+        if self.vis_period > 0:
+            storage = get_event_storage()
+            if storage.iter % self.vis_period == 0:
+                self.visualize_training(batched_inputs, proposals)
+
+        losses: dict[str, torch.Tensor] = {}
+        losses.update(detector_losses)
+        losses.update(proposal_losses)
+        if len(self.distillers):
+            context = DistillContext(
+                batched_inputs=batched_inputs,
+                images=images,
+                features=features,
+                proposals=proposals,
+                model=self,
+            )
+            for name, distiller in _named(self.distillers):
+                _merge_losses(losses, distiller(context), name, distiller)
+        return losses
 
     def _embed_dim(self) -> int:
         return int(self.roi_heads.get_vocabulary().shape[1])
@@ -159,6 +298,7 @@ class OVRCNN(GeneralizedRCNN):
                     )
             self.roi_heads.set_vocabulary(emb)
             self._vocabulary = vocab
+            self._set_class_names(None if names_for_embeddings is None else vocab)
             return
 
         if names_for_embeddings is not None:
@@ -174,6 +314,7 @@ class OVRCNN(GeneralizedRCNN):
             )
         self.roi_heads.set_vocabulary(self._encode(vocab))
         self._vocabulary = vocab
+        self._set_class_names(vocab)
 
     def _encode(self, names: list[str]) -> torch.Tensor:
         key = (str(self.text_encoder.identity), tuple(names), self.templates)
