@@ -9,13 +9,17 @@ Teacher tensors (CLIP embeddings) are detached inside every objective: gradients
 student.
 """
 
+from .distillers import CaptionDistiller, DistillContext, RegionDistiller
 from .ensemble import ViLDEnsembleHead, vild_ensemble_scores
 from .hierkd import HierKDGlobalDistillation
 from .rkd import RKDDistillation
 from .vild import ViLDImageDistillation
 
 __all__ = [
+    "CaptionDistiller",
+    "DistillContext",
     "HierKDGlobalDistillation",
+    "RegionDistiller",
     "RKDDistillation",
     "ViLDEnsembleHead",
     "ViLDImageDistillation",

@@ -1,5 +1,6 @@
 """Open-vocabulary ROI heads, box predictor and text-embedding classifier."""
 
+from .ensemble_predictor import OVEnsembleOutputLayers
 from .ov_box_predictor import (
     LOSS_TYPES,
     OVFastRCNNOutputLayers,
@@ -11,6 +12,7 @@ from .text_classifier import TextEmbeddingClassifier
 
 __all__ = [
     "LOSS_TYPES",
+    "OVEnsembleOutputLayers",
     "OVFastRCNNOutputLayers",
     "OVRes5ROIHeads",
     "OVStandardROIHeads",

@@ -1,0 +1,569 @@
+"""Offline ViLD-image teacher targets: CLIP embeddings of top-M proposals, to a region store.
+
+``ovdet extract-regions`` (METHODS.md §2): for every image of a dataset, take the top-M
+class-agnostic proposals (from a file or from an RPN trained on base boxes), embed each with
+the CLIP region teacher (crops at 1.0x and 1.5x, :class:`~ovdet.teacher.region_teacher.
+CLIPRegionTeacher`) and append ``(proposals, embeddings, scores)`` to a
+:class:`~ovdet.teacher.store.RegionEmbeddingStore`::
+
+    ovdet extract-regions --teacher ViT-B-32.pt --teacher-model ViT-B-32 \\
+        --dataset ov_coco_train_base --proposals rpn_base_proposals.json --out regions/ \\
+        --top-m 32 --num-gpus 8
+
+The work is split over ranks (image ``i`` goes to rank ``i % world_size``) through detectron2's
+``launch`` (``--num-gpus``, ``--num-machines``, ``--machine-rank``, ``--dist-url``; all ranks
+must see the same ``--out`` directory), or over independent processes with ``--rank`` /
+``--world-size`` (no torch.distributed, e.g. CPU array jobs). It is resumable: running the
+same command again skips the images already in the store, whatever rank stored them. An image
+that cannot be read (missing or corrupt file, size differing from the dataset's) or that has
+no proposals is logged with its path, listed in ``OUT/errors-rank{R}.json`` and skipped; it is
+retried by the next run. The command prints a JSON summary (images done / skipped / failed,
+regions, seconds, images/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import open_clip
+import torch
+from detectron2.data import detection_utils as d2_utils
+from detectron2.engine import launch
+from detectron2.utils import comm
+from tqdm import tqdm
+
+from ovdet.teacher.proposals import (
+    ModelProposals,
+    ProposalSource,
+    as_proposals,
+    load_proposals,
+    lookup_proposals,
+    select_proposals,
+)
+from ovdet.teacher.region_teacher import CLIPRegionTeacher
+from ovdet.teacher.store import RegionEmbeddingStore, normalize_image_id, write_json_atomic
+
+__all__ = [
+    "build_proposal_model",
+    "build_teacher_model",
+    "extract_regions",
+    "file_sha256",
+    "load_dataset_dicts",
+    "main",
+]
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- core loop
+class _SkipImage(Exception):
+    """This image cannot be processed (reported and skipped); ``__cause__`` says why."""
+
+
+def _read_checked(record: Mapping[str, Any]) -> np.ndarray:
+    """The image as (H, W, 3) uint8 RGB; raises _SkipImage when unreadable or of the wrong size."""
+    try:
+        image = d2_utils.read_image(record["file_name"], format="RGB")
+    except (OSError, ValueError, SyntaxError) as e:  # missing, corrupt, not an image
+        raise _SkipImage() from e
+    height, width = image.shape[:2]
+    expected = (record.get("height"), record.get("width"))
+    if None not in expected and tuple(expected) != (height, width):
+        raise _SkipImage() from ValueError(
+            f"image is {width}x{height} (WxH) but the dataset says {expected[1]}x{expected[0]}; "
+            "its proposals would not match"
+        )
+    return image
+
+
+def _proposals_for(
+    proposals: ProposalSource, record: Mapping[str, Any], image_id: Any, image: np.ndarray
+) -> dict[str, torch.Tensor]:
+    if isinstance(proposals, Mapping):
+        try:
+            value = lookup_proposals(proposals, image_id)
+        except KeyError as e:
+            raise _SkipImage() from e
+    elif callable(proposals):
+        value = proposals(record, image)
+    else:
+        raise TypeError(
+            "extract_regions: proposals must be a mapping {image_id: proposals} or a callable "
+            f"(dataset_dict, rgb_image) -> proposals, got {type(proposals).__name__}"
+        )
+    if value is None:
+        raise _SkipImage() from KeyError(
+            f"the proposal source returned no proposals for image id {image_id!r}"
+        )
+    return as_proposals(value, f"proposals of image id {image_id!r}")
+
+
+def _check_ids_overlap(dataset_dicts: Sequence[Mapping[str, Any]], proposals: Mapping) -> None:
+    """Fail early when a proposals mapping shares no image id with the dataset."""
+    if not dataset_dicts:
+        return
+    if not proposals:
+        raise ValueError("extract_regions: the proposals mapping is empty")
+    for record in dataset_dicts:
+        try:
+            lookup_proposals(proposals, record.get("image_id"))
+            return
+        except KeyError:
+            continue
+    dataset_ids = [d.get("image_id") for d in dataset_dicts[:3]]
+    proposal_ids = list(proposals)[:3]
+    raise ValueError(
+        f"extract_regions: no dataset image id has proposals (dataset ids e.g. {dataset_ids}, "
+        f"proposal ids e.g. {proposal_ids}); is the proposals file for this dataset?"
+    )
+
+
+def extract_regions(
+    dataset_dicts: Sequence[Mapping[str, Any]],
+    teacher: CLIPRegionTeacher,
+    proposals: ProposalSource,
+    store: RegionEmbeddingStore,
+    top_m: int = 32,
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+    progress: bool = True,
+    nms_thresh: Optional[float] = None,
+    min_size: float = 0.0,
+    shard_size: int = 256,
+) -> dict[str, Any]:
+    """Compute teacher embeddings of the top-M proposals of this rank's images into ``store``.
+
+    Image ``i`` of ``dataset_dicts`` belongs to rank ``i % world_size``. Images whose id is in
+    the store are skipped (resume). Each image is read with detectron2's ``read_image`` as RGB;
+    its proposals are clipped to the image, filtered by ``min_size`` and ``nms_thresh`` and cut
+    to the ``top_m`` best, then embedded with ``teacher.embed``. Images that cannot be read or
+    have no proposals are logged, listed in ``store.root / f"errors-rank{rank}.json"`` and
+    skipped (an image with proposals that all get filtered out is stored with M = 0).
+
+    Args:
+        dataset_dicts: detectron2 dataset dicts with ``file_name`` and ``image_id`` (optional
+            ``height`` / ``width`` are checked against the image).
+        teacher: the CLIP region teacher.
+        proposals: ``{image_id: proposals}`` (int ids also match string keys) or a callable
+            ``(dataset_dict, rgb_image (H, W, 3) uint8) -> proposals``; proposals are
+            ``{"boxes": (N, 4) XYXY, "scores": (N,)}`` or an (N, 4) / (N, 5) array in original
+            image pixels (e.g. :func:`~ovdet.teacher.proposals.load_proposals` or
+            :class:`~ovdet.teacher.proposals.ModelProposals`).
+        store: the region store (its ``dim`` must equal ``teacher.dim``).
+        top_m: proposals kept per image.
+        rank: this process's rank.
+        world_size: number of ranks.
+        progress: show a tqdm progress bar.
+        nms_thresh: optional class-agnostic NMS IoU threshold before top-M.
+        min_size: drop proposals narrower or lower than this (pixels).
+        shard_size: images per store shard.
+
+    Returns:
+        Summary dict: ``rank``, ``world_size``, ``images`` (assigned to this rank), ``done``
+        (newly stored), ``skipped`` (already stored), ``failed``, ``regions`` (newly stored),
+        ``seconds``, ``images_per_s`` (done / seconds), ``errors_file``.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"extract_regions: need 0 <= rank < world_size, got {rank}, {world_size}")
+    if top_m < 1:
+        raise ValueError(f"extract_regions: top_m must be >= 1, got {top_m}")
+    if teacher.dim != store.dim:
+        raise ValueError(
+            f"extract_regions: teacher embeddings have D={teacher.dim} but region store "
+            f"{store.root} holds D={store.dim}; use a store made for this teacher."
+        )
+    if isinstance(proposals, Mapping):
+        _check_ids_overlap(dataset_dicts, proposals)
+
+    start_time = time.perf_counter()
+    assigned = [d for i, d in enumerate(dataset_dicts) if i % world_size == rank]
+    done_before = store.done_ids()
+    errors: list[dict[str, Any]] = []
+    errors_path = store.root / f"errors-rank{rank}.json"
+    counts = {"done": 0, "skipped": 0, "failed": 0, "regions": 0}
+
+    last_errors_write = 0.0
+
+    def write_errors() -> None:
+        write_json_atomic(errors_path, {"rank": rank, "errors": errors})
+
+    def fail(record: Mapping[str, Any], image_id: Any, error: BaseException) -> None:
+        nonlocal last_errors_write
+        file_name = record.get("file_name")
+        message = f"{type(error).__name__}: {error}"
+        logger.warning("skipping image id %r (%s): %s", image_id, file_name, message)
+        errors.append({"image_id": image_id, "file_name": file_name, "error": message})
+        counts["failed"] += 1
+        if time.perf_counter() - last_errors_write > 10.0:  # bounded cost for many failures
+            write_errors()
+            last_errors_write = time.perf_counter()
+
+    try:
+        bar = tqdm(assigned, desc=f"extract-regions rank {rank}", disable=not progress)
+        with store.writer(rank=rank, shard_size=shard_size) as writer, bar:
+            for record in bar:
+                if "image_id" not in record or "file_name" not in record:
+                    raise ValueError(
+                        "extract_regions: every dataset dict needs 'image_id' and 'file_name'; "
+                        f"got keys {sorted(record)}"
+                    )
+                image_id = normalize_image_id(record["image_id"])
+                if image_id in done_before:
+                    counts["skipped"] += 1
+                    continue
+                try:
+                    image = _read_checked(record)
+                    raw = _proposals_for(proposals, record, image_id, image)
+                except _SkipImage as e:
+                    fail(record, image_id, e.__cause__ or e)
+                    continue
+                selected = select_proposals(
+                    raw["boxes"],
+                    raw["scores"],
+                    top_m=top_m,
+                    nms_thresh=nms_thresh,
+                    min_size=min_size,
+                    image_size=image.shape[:2],
+                )
+                embeddings = teacher.embed(image, selected["boxes"])
+                writer.add(image_id, selected["boxes"], embeddings, selected["scores"])
+                counts["done"] += 1
+                counts["regions"] += int(selected["boxes"].shape[0])
+    finally:
+        write_errors()
+
+    seconds = time.perf_counter() - start_time
+    return {
+        "rank": rank,
+        "world_size": world_size,
+        "images": len(assigned),
+        **counts,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(counts["done"] / seconds, 3) if seconds > 0 else 0.0,
+        "errors_file": str(errors_path),
+    }
+
+
+# ---------------------------------------------------------------------------- building blocks
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _register_model_config(spec: str) -> tuple[str, str]:
+    """A model name or open_clip config json -> (registered name, identity of the architecture)."""
+    path = Path(spec)
+    if spec.endswith(".json"):
+        if not path.is_file():
+            raise FileNotFoundError(f"--teacher-model: open_clip config file not found: {path}")
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from e
+        missing = [k for k in ("embed_dim", "vision_cfg", "text_cfg") if k not in cfg]
+        if missing:
+            raise ValueError(
+                f"{path}: an open_clip model config needs fields embed_dim, vision_cfg, "
+                f"text_cfg; missing {missing}"
+            )
+        open_clip.add_model_config(path)
+        return path.stem, f"{path.stem}[config-sha256={file_sha256(path)[:16]}]"
+    if spec not in open_clip.list_models():
+        # ovdet's own small CLIP configs are registered on demand
+        from ovdet.teacher.small_clip import register_clip_configs
+
+        register_clip_configs()
+    if spec not in open_clip.list_models():
+        raise ValueError(
+            f"--teacher-model {spec!r} is not an open_clip model name (see "
+            "open_clip.list_models()) nor a path to a config .json"
+        )
+    return spec, spec
+
+
+def build_teacher_model(
+    model: str, pretrained: str, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, str]:
+    """Create an open_clip model with ``open_clip.create_model(name, pretrained=CKPT)``.
+
+    Args:
+        model: an open_clip model name (``ViT-B-32``, ``ovdet-small-clip``) or the path of a
+            custom open_clip config ``.json`` (registered under its file stem).
+        pretrained: a local checkpoint path or an open_clip pretrained tag.
+        device: where to put the model.
+
+    Returns:
+        (model in eval mode, teacher identity string: architecture and weights, with the
+        sha256 of local files).
+    """
+    name, arch_identity = _register_model_config(model)
+    if os.path.isfile(pretrained):
+        weights = f"sha256={file_sha256(pretrained)[:16]}"
+    else:
+        weights = f"tag={pretrained}"
+    clip = open_clip.create_model(name, pretrained=pretrained, device=device)
+    return clip.eval(), f"open_clip:{arch_identity}:{weights}"
+
+
+def load_dataset_dicts(
+    dataset: Optional[str] = None,
+    json_file: Optional[str] = None,
+    image_root: Optional[str] = None,
+) -> list[dict[str, Any]]:
+    """Dataset dicts of a registered dataset name, or of a COCO-format json + image folder."""
+    if dataset is not None:
+        from detectron2.data import DatasetCatalog
+
+        import ovdet.data  # noqa: F401  (registers the built-in dataset names)
+
+        if dataset not in DatasetCatalog.list():
+            raise KeyError(
+                f"--dataset {dataset!r} is not registered; known: {sorted(DatasetCatalog.list())}"
+            )
+        return list(DatasetCatalog.get(dataset))
+    if json_file is None or image_root is None:
+        raise ValueError("give --dataset NAME, or both --json COCO.json and --image-root DIR")
+    if not Path(json_file).is_file():
+        raise FileNotFoundError(f"--json: file not found: {json_file}")
+    from detectron2.data.datasets import load_coco_json
+
+    return load_coco_json(json_file, image_root)
+
+
+def build_proposal_model(
+    config: str, weights: str, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, list]:
+    """Build a detectron2 model (LazyConfig ``.py`` or yacs ``.yaml``) and load RPN weights.
+
+    Returns:
+        (model in eval mode, its test-time augmentations: the LazyConfig's
+        ``dataloader.test.mapper.augmentations`` or ``ResizeShortestEdge`` of the yacs
+        ``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST``).
+    """
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.data import transforms as T
+
+    if not Path(config).is_file():
+        raise FileNotFoundError(f"--config: file not found: {config}")
+    if not Path(weights).is_file():
+        raise FileNotFoundError(f"--weights: file not found: {weights}")
+    if config.endswith(".py"):
+        from detectron2.config import LazyConfig, instantiate
+
+        cfg = LazyConfig.load(config)
+        model = instantiate(cfg.model)
+        try:
+            augs = cfg.dataloader.test.mapper.augmentations
+        except (AttributeError, KeyError):
+            augs = None
+        augmentations = (
+            list(instantiate(augs)) if augs is not None else [T.ResizeShortestEdge(800, 1333)]
+        )
+    else:
+        from detectron2.config import get_cfg
+        from detectron2.modeling import build_model
+
+        cfg = get_cfg()
+        cfg.merge_from_file(config)
+        cfg.MODEL.DEVICE = str(device)
+        model = build_model(cfg)
+        size = cfg.INPUT.MIN_SIZE_TEST
+        augmentations = [T.ResizeShortestEdge([size, size], cfg.INPUT.MAX_SIZE_TEST)]
+    model.to(device)
+    DetectionCheckpointer(model).load(weights)
+    return model.eval(), augmentations
+
+
+# ---------------------------------------------------------------------------- CLI
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ovdet extract-regions",
+        description="CLIP teacher embeddings of top-M proposals per image, to a region store.",
+    )
+    p.add_argument("--teacher", required=True, help="open_clip checkpoint path or pretrained tag")
+    p.add_argument(
+        "--teacher-model",
+        default="ViT-B-32",
+        help="open_clip model name, or path of a custom open_clip config .json",
+    )
+    data = p.add_argument_group("data (one of)")
+    data.add_argument("--dataset", help="registered dataset name (e.g. ov_coco_train_base)")
+    data.add_argument("--json", dest="json_file", help="COCO-format json (with --image-root)")
+    data.add_argument("--image-root", help="image folder of --json")
+    props = p.add_argument_group("proposals (one of)")
+    props.add_argument("--proposals", help="proposals file (COCO results json, d2 .pkl/.pt)")
+    props.add_argument("--config", help="detectron2 config (.py LazyConfig or .yaml) of an RPN")
+    props.add_argument("--weights", help="weights of --config")
+    p.add_argument("--nms", type=float, default=None, help="extra NMS IoU threshold (default off)")
+    p.add_argument("--min-size", type=float, default=0.0, help="min proposal size in pixels")
+    p.add_argument("--out", required=True, help="region store directory (created or resumed)")
+    p.add_argument("--top-m", type=int, default=32, help="proposals per image")
+    p.add_argument("--scales", default="1.0,1.5", help="crop scales, comma separated")
+    p.add_argument("--mode", choices=("crop", "dense"), default="crop", help="teacher mode")
+    p.add_argument(
+        "--crop-backend", choices=("pil", "tensor"), default="pil", help="crop preprocessing"
+    )
+    p.add_argument("--batch-size", type=int, default=64, help="crops per CLIP forward pass")
+    p.add_argument("--shard-size", type=int, default=256, help="images per store shard")
+    p.add_argument("--dtype", choices=("float16", "float32"), default="float16")
+    p.add_argument("--num-gpus", type=int, default=1, help="processes per machine (one per GPU)")
+    p.add_argument("--num-machines", type=int, default=1)
+    p.add_argument("--machine-rank", type=int, default=0)
+    p.add_argument("--dist-url", default="auto", help="e.g. tcp://host:port for several machines")
+    p.add_argument(
+        "--rank", type=int, default=None, help="manual sharding without torch.distributed"
+    )
+    p.add_argument("--world-size", type=int, default=None, help="with --rank")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if (args.dataset is None) == (args.json_file is None):
+        parser.error("give exactly one of --dataset or --json (with --image-root)")
+    if args.json_file is not None and args.image_root is None:
+        parser.error("--json needs --image-root")
+    if (args.proposals is None) == (args.config is None):
+        parser.error("give exactly one of --proposals FILE or --config CFG --weights RPN.pth")
+    if args.config is not None and args.weights is None:
+        parser.error("--config needs --weights")
+    if (args.rank is None) != (args.world_size is None):
+        parser.error("--rank and --world-size go together")
+    if args.rank is not None:
+        if not 0 <= args.rank < args.world_size:
+            parser.error(f"need 0 <= --rank < --world-size, got {args.rank}, {args.world_size}")
+        if args.num_gpus * args.num_machines > 1:
+            parser.error("--rank/--world-size replace --num-gpus/--num-machines; use one or other")
+    try:
+        args.scales = [float(s) for s in args.scales.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--scales must be comma-separated numbers, got {args.scales!r}")
+    if args.top_m < 1:
+        parser.error(f"--top-m must be >= 1, got {args.top_m}")
+    return args
+
+
+def _device(spec: Optional[str]) -> str:
+    if spec is None:
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and comm.get_world_size() > 1:
+        return f"cuda:{comm.get_local_rank()}"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {spec}: CUDA is not available; use --device cpu")
+    return spec
+
+
+def _aggregate(summaries: list[dict[str, Any]], out: str) -> dict[str, Any]:
+    total = {k: sum(s[k] for s in summaries) for k in ("images", "done", "skipped", "failed")}
+    total["regions"] = sum(s["regions"] for s in summaries)
+    seconds = max(s["seconds"] for s in summaries)
+    total["seconds"] = seconds
+    total["images_per_s"] = round(total["done"] / seconds, 3) if seconds > 0 else 0.0
+    total["ranks"] = len(summaries)
+    total["store"] = str(out)
+    if total["failed"]:
+        total["errors_files"] = [s["errors_file"] for s in summaries if s["failed"]]
+    return total
+
+
+def _worker(args: argparse.Namespace) -> None:
+    if args.rank is not None:
+        rank, world_size = args.rank, args.world_size
+    else:
+        rank, world_size = comm.get_rank(), comm.get_world_size()
+    device = _device(args.device)
+    dataset_dicts = load_dataset_dicts(args.dataset, args.json_file, args.image_root)
+    model, identity = build_teacher_model(args.teacher_model, args.teacher, device)
+    teacher = CLIPRegionTeacher(
+        model,
+        scales=args.scales,
+        mode=args.mode,
+        crop_backend=args.crop_backend,
+        batch_size=args.batch_size,
+        device=device,
+    )
+    identity = f"{identity}:{args.mode}" + (f"-{args.crop_backend}" if args.mode == "crop" else "")
+    filters = f"|nms={args.nms}|min_size={args.min_size}"
+    if args.proposals is not None:
+        proposals: ProposalSource = load_proposals(
+            args.proposals, top_m=args.top_m, nms_thresh=args.nms, min_size=args.min_size
+        )
+        source = f"file:{Path(args.proposals).resolve()}{filters}"
+    else:
+        rpn, augmentations = build_proposal_model(args.config, args.weights, device)
+        proposals = ModelProposals(
+            rpn,
+            augmentations=augmentations,
+            top_m=args.top_m,
+            nms_thresh=args.nms,
+            min_size=args.min_size,
+        )
+        weights_hash = file_sha256(args.weights)[:16]
+        source = f"rpn:{Path(args.config).resolve()}:weights-sha256={weights_hash}{filters}"
+    store = RegionEmbeddingStore(
+        args.out,
+        teacher=identity,
+        dim=teacher.dim,
+        dtype=args.dtype,
+        scales=args.scales,
+        top_m=args.top_m,
+        proposals=source,
+        extra={"teacher_model": args.teacher_model, "teacher_weights": args.teacher},
+    )
+    summary = extract_regions(
+        dataset_dicts,
+        teacher,
+        proposals,
+        store,
+        args.top_m,
+        rank=rank,
+        world_size=world_size,
+        progress=not args.no_progress,
+        nms_thresh=args.nms,
+        min_size=args.min_size,
+        shard_size=args.shard_size,
+    )
+    if args.rank is None and world_size > 1:
+        summaries = comm.all_gather(summary)
+    else:
+        summaries = [summary]
+    if args.rank is not None or comm.is_main_process():
+        print(json.dumps(_aggregate(summaries, args.out)), flush=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``ovdet extract-regions``: see the module docstring. Returns 0 (failed images are
+    reported in the summary and the errors files, not by the exit code)."""
+    args = _parse(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    num_gpus = args.num_gpus if torch.cuda.is_available() else 1
+    if args.rank is not None:
+        _worker(args)
+        return 0
+    launch(
+        _worker,
+        num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+    return 0
