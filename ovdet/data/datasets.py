@@ -342,6 +342,11 @@ def _load_dataset(spec: _OVDatasetSpec) -> list[dict]:
         _diagnose(spec, meta)
         logger.warning(f"Dataset '{spec.name}' ({spec.json_file}) has no annotations.")
     _finish_categories(meta, spec)
+    captions_json = spec.extra_metadata.get("captions_json")
+    if captions_json:
+        from ovdet.data.captions import attach_captions, load_captions
+
+        attach_captions(dicts, load_captions(captions_json))
     return dicts
 
 

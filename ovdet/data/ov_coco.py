@@ -49,6 +49,15 @@ OV_COCO_DATASETS: dict[str, tuple[str, str, tuple[int, ...]]] = {
     ),
 }
 
+# names whose dataset dicts also carry ``captions`` (HierKD, caption pseudo-labels):
+# name -> (registered name it extends, COCO captions json)
+OV_COCO_CAPTION_DATASETS: dict[str, tuple[str, str]] = {
+    "ov_coco_train_base_captions": (
+        "ov_coco_train_base",
+        "coco/annotations/captions_train2017.json",
+    ),
+}
+
 
 def datasets_root(root: str | os.PathLike | None = None) -> Path:
     """The datasets folder: ``root``, else ``$OVDET_DATASETS``, else ``./datasets``."""
@@ -69,7 +78,12 @@ def register_ov_coco(root: str | os.PathLike | None = None, *, replace: bool = F
     """
     base = datasets_root(root)
     coco_name = dict(COCO_CATEGORIES)
-    for name, (image_dir, json_rel, ids) in OV_COCO_DATASETS.items():
+    specs = [(name, spec, {}) for name, spec in OV_COCO_DATASETS.items()]
+    specs += [
+        (name, OV_COCO_DATASETS[parent], {"captions_json": str(base / captions)})
+        for name, (parent, captions) in OV_COCO_CAPTION_DATASETS.items()
+    ]
+    for name, (image_dir, json_rel, ids), extra in specs:
         classes = [coco_name[i] for i in ids]
         register_ov_dataset(
             name,
@@ -81,7 +95,8 @@ def register_ov_coco(root: str | os.PathLike | None = None, *, replace: bool = F
             extra_metadata={
                 "thing_classes": classes,
                 "thing_dataset_id_to_contiguous_id": {cid: i for i, cid in enumerate(ids)},
+                **extra,
             },
             replace=replace,
         )
-    return list(OV_COCO_DATASETS)
+    return [name for name, _, _ in specs]
