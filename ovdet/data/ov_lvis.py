@@ -56,8 +56,17 @@ def register_ov_lvis(root: str | os.PathLike | None = None, *, replace: bool = F
         "class_frequency": [c["frequency"] for c in cats],
     }
     counts = [int(c["image_count"]) for c in cats]
-    for name, (image_dir, json_rel) in OV_LVIS_DATASETS.items():
-        train = name == "ov_lvis_train_base"
+    specs = [(name, spec, {}) for name, spec in OV_LVIS_DATASETS.items()]
+    # LVIS images are COCO images with COCO ids: COCO captions apply (HierKD)
+    specs.append(
+        (
+            "ov_lvis_train_base_captions",
+            OV_LVIS_DATASETS["ov_lvis_train_base"],
+            {"captions_json": str(base / "coco/annotations/captions_train2017.json")},
+        )
+    )
+    for name, (image_dir, json_rel), extra in specs:
+        train = name.startswith("ov_lvis_train_base")
         image_count = [0 if train and c["frequency"] == "r" else n for c, n in zip(cats, counts)]
         register_ov_dataset(
             name,
@@ -65,7 +74,7 @@ def register_ov_lvis(root: str | os.PathLike | None = None, *, replace: bool = F
             base / image_dir,
             novel=rare,
             evaluator_type="ov_lvis",
-            extra_metadata={**common, "class_image_count": image_count},
+            extra_metadata={**common, "class_image_count": image_count, **extra},
             replace=replace,
         )
-    return list(OV_LVIS_DATASETS)
+    return [name for name, _, _ in specs]

@@ -12,6 +12,7 @@ json file may hold it directly or under ``"model_cfg"`` (the ``open_clip_config.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 import json
 import os
 from pathlib import Path
@@ -83,8 +84,13 @@ def load_clip_config(config: ConfigLike) -> dict[str, Any]:
 
     Accepts the bare ``model_cfg`` or a file with it under ``"model_cfg"``.
     """
-    if isinstance(config, dict):
-        cfg = copy.deepcopy(config)
+    if isinstance(config, Mapping):
+        # a LazyConfig turns dicts into omegaconf DictConfig: convert back to plain types
+        if type(config).__name__ == "DictConfig":
+            from omegaconf import OmegaConf
+
+            config = OmegaConf.to_container(config, resolve=True)
+        cfg = copy.deepcopy(dict(config))
         where = "config dict"
     else:
         path = Path(config)

@@ -1,0 +1,10 @@
+"""RKD + HierKD global on OV-COCO, R50-FPN, 1x (a combination of objectives).
+
+Trusted input: executed Python.
+"""
+
+from ..common.models.distill import hierkd_distiller, rkd_distiller
+from .hierkd_r50_fpn_1x import caption_encoder, dataloader, lr_multiplier, model, optimizer, train
+
+model.distillers = [rkd_distiller, hierkd_distiller(caption_encoder)]
+train.output_dir = "./output/ov_coco/rkd_hierkd_r50_fpn_1x"
