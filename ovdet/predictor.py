@@ -123,7 +123,7 @@ class OVPredictor:
     def set_vocabulary(self, vocabulary: Sequence[str] | torch.Tensor, names=None) -> None:
         """Change what is detected: class names (encoded, cached) or embeddings (C, D)."""
         if isinstance(vocabulary, torch.Tensor):
-            self.model.set_vocabulary(vocabulary, names=names)
+            self.model.set_vocabulary(vocabulary, names_for_embeddings=names)
         elif list(vocabulary) != self.vocabulary:
             self.model.set_vocabulary(list(vocabulary))
 
