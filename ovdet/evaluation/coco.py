@@ -15,26 +15,22 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import itertools
 import json
 import logging
 import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import pycocotools.mask as mask_util
-from detectron2.data import MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
 from detectron2.structures import BoxMode, Instances
-from detectron2.utils import comm
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ovdet.data.datasets import read_coco_json, validate_coco_dict
-from ovdet.data.ov_splits import write_json_atomic
+from ovdet.evaluation.collect import IOU_TYPES, ResultsCollector
 
 __all__ = [
     "COCO_METRICS",
@@ -50,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 SPLIT_METRICS = ("AP_base", "AP50_base", "AP_novel", "AP50_novel")
-IOU_TYPES = ("bbox", "segm")
 
 GTLike = Union[str, os.PathLike, Mapping, COCO]
 ResultsLike = Union[str, os.PathLike, Sequence[Mapping]]
@@ -340,7 +335,7 @@ def instances_to_coco_results(
     return out
 
 
-class OVCOCOEvaluator(DatasetEvaluator):
+class OVCOCOEvaluator(ResultsCollector):
     """Open-vocabulary COCO evaluator for detectron2's inference loops.
 
     Uses the dataset's metadata: ``json_file`` (ground truth),
@@ -349,6 +344,8 @@ class OVCOCOEvaluator(DatasetEvaluator):
     ``APs``, ``APm``, ``APl``, ``AP_base``, ``AP50_base``, ``AP_novel``, ``AP50_novel``
     (percent), computed on the images that were processed.
     """
+
+    results_file = "coco_instances_results.json"
 
     def __init__(
         self,
@@ -369,74 +366,28 @@ class OVCOCOEvaluator(DatasetEvaluator):
             max_dets_per_image: detections per image evaluated.
             per_class: also report ``AP-<class name>``.
         """
-        bad = [t for t in tasks if t not in IOU_TYPES]
-        if bad:
-            raise ValueError(f"unknown tasks {bad}; use {list(IOU_TYPES)}")
-        self._dataset_name = dataset_name
-        self._output_dir = output_dir
-        self._tasks = tuple(tasks)
-        self._distributed = distributed
-        self._max_dets = max_dets_per_image
+        super().__init__(
+            dataset_name,
+            output_dir,
+            tasks,
+            distributed=distributed,
+            max_dets_per_image=max_dets_per_image,
+        )
         self._per_class = per_class
-        meta = MetadataCatalog.get(dataset_name)
-        json_file = meta.get("json_file")
-        if json_file is None:
-            raise ValueError(
-                f"dataset '{dataset_name}' has no 'json_file' metadata; register it with "
-                "ovdet.data.register_ov_dataset"
-            )
-        self._json_file = json_file
-        self._metadata = meta
-        self._predictions: list[dict] = []
-
-    def reset(self) -> None:
-        self._predictions = []
-
-    def process(self, inputs: list[dict], outputs: list[dict]) -> None:
-        """Convert one batch of model outputs to COCO results (kept in memory)."""
-        id_map = self._metadata.thing_dataset_id_to_contiguous_id
-        reverse = {v: k for k, v in id_map.items()}
-        for inp, out in zip(inputs, outputs):
-            pred: dict[str, Any] = {"image_id": inp["image_id"], "results": []}
-            if "instances" in out:
-                pred["results"] = instances_to_coco_results(
-                    out["instances"].to("cpu"),
-                    inp["image_id"],
-                    reverse,
-                    with_masks="segm" in self._tasks,
-                )
-            self._predictions.append(pred)
 
     def evaluate(self, img_ids: Sequence[int] | None = None) -> dict[str, dict[str, float]]:
         """Gather, save and evaluate. Non-main processes return ``{}``."""
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        else:
-            predictions = self._predictions
-        if not predictions:
-            logger.warning(f"OVCOCOEvaluator({self._dataset_name}) received no predictions")
+        gathered = self._gather()
+        if gathered is None:
             return {}
-        results = list(itertools.chain(*(p["results"] for p in predictions)))
-        if self._output_dir:
-            path = os.path.join(self._output_dir, "coco_instances_results.json")
-            write_json_atomic(results, path)
-            logger.info(f"Saved {len(results)} detections to {path}")
-        tasks = self._tasks
-        if "segm" in tasks and results and not all("segmentation" in r for r in results):
-            logger.warning("predictions have no masks: skipping 'segm' evaluation")
-            tasks = tuple(t for t in tasks if t != "segm")
-        if img_ids is None:
-            img_ids = sorted({p["image_id"] for p in predictions})
+        processed, results, tasks = gathered
         res = evaluate_coco_results(
             self._json_file,
             results,
             novel=self._metadata.get("novel_classes"),
             base=self._metadata.get("base_classes"),
             iou_types=tasks,
-            img_ids=img_ids,
+            img_ids=processed if img_ids is None else img_ids,
             max_dets=self._max_dets,
             per_class=self._per_class,
         )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import itertools
 import logging
 import os
 import warnings
@@ -20,21 +19,17 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
-from detectron2.data import MetadataCatalog
-from detectron2.evaluation import DatasetEvaluator
-from detectron2.utils import comm
 from lvis import LVIS, LVISEval, LVISResults
 
 from ovdet.data.datasets import COCOFormatError, read_coco_json, validate_coco_dict
-from ovdet.data.ov_splits import write_json_atomic
 from ovdet.evaluation.coco import (
     IOU_TYPES,
     GTLike,
     ResultsLike,
     check_results,
-    instances_to_coco_results,
     load_results,
 )
+from ovdet.evaluation.collect import ResultsCollector
 
 __all__ = ["LVIS_METRICS", "LVISOVEvaluator", "evaluate_lvis_results", "load_lvis_gt"]
 
@@ -153,12 +148,14 @@ def evaluate_lvis_results(
     return out
 
 
-class LVISOVEvaluator(DatasetEvaluator):
+class LVISOVEvaluator(ResultsCollector):
     """OV-LVIS evaluator for detectron2's inference loops (lvis-api).
 
     Uses the dataset's ``json_file`` and ``thing_dataset_id_to_contiguous_id``; returns
     ``{"bbox": {...}, "segm": {...}}`` with :data:`LVIS_METRICS` (APr = rare = novel).
     """
+
+    results_file = "lvis_instances_results.json"
 
     def __init__(
         self,
@@ -177,61 +174,21 @@ class LVISOVEvaluator(DatasetEvaluator):
             distributed: gather predictions from all processes.
             max_dets_per_image: detections per image kept (LVIS: 300).
         """
-        bad = [t for t in tasks if t not in IOU_TYPES]
-        if bad:
-            raise ValueError(f"unknown tasks {bad}; use {list(IOU_TYPES)}")
-        meta = MetadataCatalog.get(dataset_name)
-        if meta.get("json_file") is None:
-            raise ValueError(f"dataset '{dataset_name}' has no 'json_file' metadata")
-        self._dataset_name = dataset_name
-        self._metadata = meta
-        self._output_dir = output_dir
-        self._tasks = tuple(tasks)
-        self._distributed = distributed
-        self._max_dets = max_dets_per_image
-        self._predictions: list[dict] = []
-
-    def reset(self) -> None:
-        self._predictions = []
-
-    def process(self, inputs: list[dict], outputs: list[dict]) -> None:
-        reverse = {v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()}
-        for inp, out in zip(inputs, outputs):
-            pred = {"image_id": inp["image_id"], "results": []}
-            if "instances" in out:
-                pred["results"] = instances_to_coco_results(
-                    out["instances"].to("cpu"),
-                    inp["image_id"],
-                    reverse,
-                    with_masks="segm" in self._tasks,
-                )
-            self._predictions.append(pred)
+        super().__init__(
+            dataset_name,
+            output_dir,
+            tasks,
+            distributed=distributed,
+            max_dets_per_image=max_dets_per_image,
+        )
 
     def evaluate(self) -> dict[str, dict[str, float]]:
-        if self._distributed:
-            comm.synchronize()
-            predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
-            if not comm.is_main_process():
-                return {}
-        else:
-            predictions = self._predictions
-        if not predictions:
-            logger.warning(f"LVISOVEvaluator({self._dataset_name}) received no predictions")
+        """Gather, save and evaluate. Non-main processes return ``{}``."""
+        gathered = self._gather()
+        if gathered is None:
             return {}
-        results = list(itertools.chain(*(p["results"] for p in predictions)))
-        if self._output_dir:
-            write_json_atomic(
-                results, os.path.join(self._output_dir, "lvis_instances_results.json")
-            )
-        tasks = self._tasks
-        if "segm" in tasks and results and not all("segmentation" in r for r in results):
-            logger.warning("predictions have no masks: skipping 'segm' evaluation")
-            tasks = tuple(t for t in tasks if t != "segm")
+        processed, results, tasks = gathered
         res = evaluate_lvis_results(
-            self._metadata.json_file,
-            results,
-            tasks,
-            max_dets=self._max_dets,
-            img_ids=sorted({p["image_id"] for p in predictions}),
+            self._json_file, results, tasks, max_dets=self._max_dets, img_ids=processed
         )
         return copy.deepcopy(res)
