@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: ovdet <command> [options]", "", "commands:"]
-    for name, (module, _, help_) in COMMANDS.items():
+    for name, (_, _, help_) in COMMANDS.items():
         lines.append(f"  {name.ljust(width)}  {help_}")
     lines.append("")
     lines.append("Run `ovdet <command> --help` for a command's options.")

@@ -112,7 +112,11 @@ def run_detection(predictor, images: list[Path], names: list[str], args) -> dict
                 results.append(det)
             if not args.no_vis:
                 vis = draw_detections(
-                    arr, out["boxes"], out["labels"], out["class_names"], out["scores"],
+                    arr,
+                    out["boxes"],
+                    out["labels"],
+                    out["class_names"],
+                    out["scores"],
                     out.get("masks"),
                 )
                 vis.save(vis_dir / f"{image_id:06d}_{path.stem}.png")

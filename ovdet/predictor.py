@@ -1,13 +1,13 @@
 """User API for text-prompted detection: :class:`OVPredictor`.
 
-    from ovdet.predictor import OVPredictor
-    predictor = OVPredictor.from_config("configs/ov_coco/vild_text_r50_fpn_1x.py", "model.pth")
-    out = predictor.predict("street.jpg", vocabulary=["bus", "traffic cone", "dog"])
-    out["boxes"]        # (N, 4) float32, XYXY in original image pixels
-    out["scores"]       # (N,) float32, descending
-    out["labels"]       # (N,) int64, indices into out["class_names"]' vocabulary
-    out["class_names"]  # list[str] of length N: the name of each detection's class
-    out["masks"]        # (N, H, W) bool at original resolution, when the model has masks
+from ovdet.predictor import OVPredictor
+predictor = OVPredictor.from_config("configs/ov_coco/vild_text_r50_fpn_1x.py", "model.pth")
+out = predictor.predict("street.jpg", vocabulary=["bus", "traffic cone", "dog"])
+out["boxes"]        # (N, 4) float32, XYXY in original image pixels
+out["scores"]       # (N,) float32, descending
+out["labels"]       # (N,) int64, indices into out["class_names"]' vocabulary
+out["class_names"]  # list[str] of length N: the name of each detection's class
+out["masks"]        # (N, H, W) bool at original resolution, when the model has masks
 """
 
 from __future__ import annotations
@@ -17,9 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
-
-import ovdet  # noqa: F401  (compat layer before detectron2)
 from detectron2.data import transforms as T
+
 from ovdet.utils.image import ImageLike, load_image
 
 

@@ -27,7 +27,8 @@ from ovdet.text import OpenCLIPTextEncoder, build_class_embeddings
 
 DATA = {data!r}
 split = json.load(open(DATA + "/split.json"))
-for name, js, novel in (("e2e_train", "train_base.json", None), ("e2e_val", "val.json", split["novel"])):
+for name, js, novel in (("e2e_train", "train_base.json", None),
+                        ("e2e_val", "val.json", split["novel"])):
     register_ov_dataset(name, DATA + "/" + js, DATA + "/images/" + name[4:], novel=novel,
                         replace=True)
 
@@ -101,35 +102,63 @@ def test_train_resume_eval_detect(workdir, capsys):
     assert max(trained) >= 5
 
     capsys.readouterr()
-    assert cli(["eval", "--config-file", cfg, f"train.init_checkpoint={out / 'model_final.pth'}"]) == 0
+    assert (
+        cli(["eval", "--config-file", cfg, f"train.init_checkpoint={out / 'model_final.pth'}"]) == 0
+    )
     assert "AP50" in capsys.readouterr().out
 
     images = workdir / "data" / "images" / "val"
     (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     det = workdir / "detect"
-    rc = cli([
-        "detect", "--config", cfg, "--weights", str(out / "model_final.pth"),
-        "--vocab", "red circle,blue square,yellow star", "--input", str(images),
-        "--output", str(det), "--score-thresh", "0.0", "--batch-size", "2", "--device", "cpu",
-        # after 6 iterations everything is background at tau=0.01 (class scores underflow to
-        # 0); a soft temperature makes the untrained model emit boxes for the pipeline check
-        "model.roi_heads.box_predictor.classifier.temperature=1.0",
-    ])
+    rc = cli(
+        [
+            "detect",
+            "--config",
+            cfg,
+            "--weights",
+            str(out / "model_final.pth"),
+            "--vocab",
+            "red circle,blue square,yellow star",
+            "--input",
+            str(images),
+            "--output",
+            str(det),
+            "--score-thresh",
+            "0.0",
+            "--batch-size",
+            "2",
+            "--device",
+            "cpu",
+            # after 6 iterations everything is background at tau=0.01 (class scores underflow to
+            # 0); a soft temperature makes the untrained model emit boxes for the pipeline check
+            "model.roi_heads.box_predictor.classifier.temperature=1.0",
+        ]
+    )
     assert rc == 0
     errors = json.loads((det / "errors.json").read_text())
     assert [Path(e["file"]).name for e in errors] == ["broken.png"]
     coco = COCO(str(det / "detections.json"))
     assert len(coco.getImgIds()) == 3
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == [
-        "red circle", "blue square", "yellow star"
+        "red circle",
+        "blue square",
+        "yellow star",
     ]
     results = json.loads((det / "results.json").read_text())
     assert results and all(r["category_id"] in (1, 2, 3) for r in results)
     assert len(list((det / "vis").glob("*.png"))) == 3
 
     capsys.readouterr()
-    rc = cli(["evaluate", "--gt", str(det / "detections.json"), "--pred",
-              str(det / "results.json"), "--json"])
+    rc = cli(
+        [
+            "evaluate",
+            "--gt",
+            str(det / "detections.json"),
+            "--pred",
+            str(det / "results.json"),
+            "--json",
+        ]
+    )
     assert rc == 0
     scored = json.loads(capsys.readouterr().out)
     assert scored["bbox"]["AP"] == pytest.approx(100.0)  # detections scored against themselves

@@ -29,8 +29,9 @@ def predictor():
     cls.temperature = 1.0  # random weights: keep class scores away from underflow
     cfg.model.vocabulary = ["cat", "dog"]
     torch.manual_seed(0)
-    return OVPredictor.from_config(cfg, None, device="cpu", min_size=64, max_size=96,
-                                   score_thresh=0.0)
+    return OVPredictor.from_config(
+        cfg, None, device="cpu", min_size=64, max_size=96, score_thresh=0.0
+    )
 
 
 def test_output_format_and_original_coordinates(predictor):
@@ -73,7 +74,8 @@ def test_detect_cli_vocabulary_from_embedding_file(predictor, tmp_path):
     path = save_class_embeddings(tmp_path / "v.npy", emb, names=["fox", "owl"])
     names_file = tmp_path / "v.names.txt"
     assert names_file.is_file()
-    args = argparse.Namespace(embeddings=str(path), names_file=str(names_file), vocab=None,
-                              vocab_file=None)
+    args = argparse.Namespace(
+        embeddings=str(path), names_file=str(names_file), vocab=None, vocab_file=None
+    )
     assert _set_vocabulary(predictor, args) == ["fox", "owl"]
     assert predictor.vocabulary == ["fox", "owl"]

@@ -30,6 +30,9 @@ import time
 import torch
 
 import ovdet  # noqa: F401  (compat layer before detectron2)
+
+# isort: split
+
 from detectron2.config import LazyCall as L
 from detectron2.config import LazyConfig, instantiate
 from detectron2.layers import ShapeSpec
@@ -142,38 +145,57 @@ def main(argv: list[str] | None = None) -> int:
     vanilla = instantiate(_vanilla_config(ov_cfg, args.score_thresh)).to(device).eval()
     ov = instantiate(ov_cfg).to(device).eval()
     # same weights where the architectures agree, so only the box predictor differs
-    shared = {k: v for k, v in vanilla.state_dict().items()
-              if not k.startswith("roi_heads.box_predictor.")}
+    shared = {
+        k: v
+        for k, v in vanilla.state_dict().items()
+        if not k.startswith("roi_heads.box_predictor.")
+    }
     ov.load_state_dict(shared, strict=False)
 
     rows = []
     for batch in batch_sizes:
         ms = time_model(vanilla, batch, args.height, args.width, args.iters, args.warmup, device)
-        rows.append({"model": "vanilla_faster_rcnn_R50_FPN", "classes": 80, "batch": batch,
-                     "ms_per_image": round(ms, 2)})
+        rows.append(
+            {
+                "model": "vanilla_faster_rcnn_R50_FPN",
+                "classes": 80,
+                "batch": batch,
+                "ms_per_image": round(ms, 2),
+            }
+        )
         if not args.json:
             print(rows[-1], file=sys.stderr)
         for size in vocab_sizes:
             emb = torch.nn.functional.normalize(torch.randn(size, args.embed_dim), dim=1)
             ov.set_vocabulary(emb)
             ms = time_model(ov, batch, args.height, args.width, args.iters, args.warmup, device)
-            rows.append({"model": "ovrcnn_R50_FPN", "classes": size, "batch": batch,
-                         "ms_per_image": round(ms, 2)})
+            rows.append(
+                {
+                    "model": "ovrcnn_R50_FPN",
+                    "classes": size,
+                    "batch": batch,
+                    "ms_per_image": round(ms, 2),
+                }
+            )
             if not args.json:
                 print(rows[-1], file=sys.stderr)
 
     ratios = {}
     for batch in batch_sizes:
-        base = next(r["ms_per_image"] for r in rows if r["batch"] == batch and r["classes"] == 80
-                    and r["model"].startswith("vanilla"))
+        base = next(
+            r["ms_per_image"]
+            for r in rows
+            if r["batch"] == batch and r["classes"] == 80 and r["model"].startswith("vanilla")
+        )
         for r in rows:
             if r["batch"] == batch and r["model"].startswith("ovrcnn"):
                 ratios[f"batch{batch}_classes{r['classes']}"] = round(r["ms_per_image"] / base, 3)
 
     result = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
-        platform.processor() or platform.machine(),
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "image_size": [args.height, args.width],

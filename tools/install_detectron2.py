@@ -124,9 +124,7 @@ def download_sdist(dest: Path) -> Path:
     errors = []
     for index in _index_urls():
         try:
-            req = urllib.request.Request(
-                f"{index}/{SDIST_NAME}/", headers={"Accept": "text/html"}
-            )
+            req = urllib.request.Request(f"{index}/{SDIST_NAME}/", headers={"Accept": "text/html"})
             with urllib.request.urlopen(req, timeout=30) as resp:
                 page = resp.read().decode("utf-8", "replace")
             links = re.findall(r'href="([^"]+)"', page)
@@ -150,13 +148,9 @@ def patch_setup(src: Path) -> None:
     setup_py = src / "setup.py"
     text = setup_py.read_text()
     text = text.replace("ext_modules=get_extensions(),", "ext_modules=[],")
-    text = text.replace(
-        'cmdclass={"build_ext": torch.utils.cpp_extension.BuildExtension},', ""
-    )
+    text = text.replace('cmdclass={"build_ext": torch.utils.cpp_extension.BuildExtension},', "")
     # Model-zoo configs are not in the sdist; don't try to symlink them.
-    text = text.replace(
-        'package_data={"detectron2.model_zoo": get_model_zoo_configs()},', ""
-    )
+    text = text.replace('package_data={"detectron2.model_zoo": get_model_zoo_configs()},', "")
     if "ext_modules=[]," not in text:
         raise RuntimeError("unexpected setup.py layout in the pb1-detectron2 sdist")
     setup_py.write_text(text)
@@ -182,9 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force-fallback", action="store_true", help="skip the upstream source build"
     )
-    parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds to wait for github.com"
-    )
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for github.com")
     args = parser.parse_args(argv)
 
     status = detectron2_status(args.python)

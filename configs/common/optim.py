@@ -1,7 +1,6 @@
 """Optimizers (``cfg.optimizer``); ``params.model`` is filled by the trainer."""
 
 import torch
-
 from detectron2.config import LazyCall as L
 from detectron2.solver.build import get_default_optimizer_params
 

@@ -3,10 +3,9 @@
 1x = 90k iterations with steps at 60k and 80k (detectron2's); 4x = 360k iterations.
 """
 
-from fvcore.common.param_scheduler import MultiStepParamScheduler
-
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
+from fvcore.common.param_scheduler import MultiStepParamScheduler
 
 
 def multistep(num_x: float, warmup_iters: int = 1000):

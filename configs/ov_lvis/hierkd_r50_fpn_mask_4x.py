@@ -1,7 +1,8 @@
 """HierKD on OV-LVIS, Mask R-CNN R50-FPN, 4x: instance-level (ViLD-image) + global caption InfoNCE.
 
 The global level pools the FPN maps into an image embedding contrasted with the CLIP text
-embedding of one COCO caption (LVIS images are COCO images) per image over the batch (METHODS.md §4). Needs the COCO
+embedding of one COCO caption per image over the batch (METHODS.md §4; LVIS images are
+COCO images). Needs the COCO
 captions (dataset ``ov_lvis_train_base_captions``) and CLIP ViT-B/32 weights for the text
 tower (configs/common/distill_paths.py). Trusted input: executed Python.
 """

@@ -12,9 +12,9 @@ json file may hold it directly or under ``"model_cfg"`` (the ``open_clip_config.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Union
 

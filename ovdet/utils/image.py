@@ -112,9 +112,7 @@ def list_images(inputs: list[str]) -> list[Path]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found.extend(
-                sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS)
-            )
+            found.extend(sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_EXTENSIONS))
         elif p.is_file():
             found.append(p)
         else:

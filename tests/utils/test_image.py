@@ -19,7 +19,7 @@ def test_rgb_gray_rgba_16bit_float(tmp_path):
     out = load_image(rgba)
     assert np.array_equal(out[1:], rgb[1:]) and tuple(out[0, 0]) == (255, 255, 255)
 
-    deep = (gray.astype(np.uint16) * 257)  # 16-bit with the same content
+    deep = gray.astype(np.uint16) * 257  # 16-bit with the same content
     assert np.array_equal(load_image(deep)[:, :, 0], gray)
     Image.fromarray(deep).save(tmp_path / "deep.png")
     assert np.array_equal(load_image(tmp_path / "deep.png")[:, :, 1], gray)
