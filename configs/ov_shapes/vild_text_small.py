@@ -1,0 +1,106 @@
+"""ViLD-text on OV-Shapes: the small CPU Mask R-CNN trained on base boxes, tested on all classes.
+
+Train on ``<prefix>_train_base`` (base boxes only) with the classifier's training vocabulary
+= the teacher's text embeddings of the base classes; test on ``<prefix>_val`` with every
+class (base + novel) in the vocabulary: novel classes are found only through their text
+embeddings (generalised setting, METHODS.md section 2). Box AP50 over base / novel.
+
+Fields to set (``key=value`` overrides or ``cfg.ov_shapes.*``):
+    ov_shapes.root        dataset folder with split.json (``ovdet data ov-shapes --out``);
+                          default ``$OVDET_OV_SHAPES`` or ``$OVDET_DATASETS/ov_shapes``
+    ov_shapes.embeddings  class text embeddings of every class, with a ``.names.txt``
+                          sidecar (``ovdet embed-text`` or ``ovdet bench ov-shapes``);
+                          default ``<root>/class_embeddings.pt``
+    ov_shapes.image_size  train/test shortest edge in pixels (160; the benchmark generates
+                          its images at this size)
+
+Schedule: AdamW 1e-3, 100 warmup iterations then cosine, gradient-norm clip 1.0, batch 8,
+700 iterations: about 10 minutes on 2 CPU cores at 160 px (one compute thread + one data
+worker; see ``ovdet bench ov-shapes --threads``).
+"""
+
+import ovdet  # noqa: F401  (compat layer before detectron2)
+
+# isort: split
+
+from detectron2.config import LazyCall as L
+from detectron2.data import transforms as T
+
+from ovdet.benchmarks.ov_shapes.data import (
+    default_ov_shapes_root,
+    ov_shapes_class_embeddings,
+    ov_shapes_class_names,
+    ov_shapes_dataset,
+)
+from ovdet.engine.schedules import warmup_cosine
+
+from ..common.data.coco_format import dataloader
+from ..common.models.ov_rcnn_small_fpn import model
+from ..common.optim import AdamW as optimizer
+from ..common.train import train
+
+ov_shapes = dict(
+    root=default_ov_shapes_root(),
+    prefix="ov_shapes",
+    embeddings="${ov_shapes.root}/class_embeddings.pt",
+    image_size=160,
+)
+
+# --- data: base boxes for training, every class at test time
+dataloader.train.dataset.names = L(ov_shapes_dataset)(
+    root="${ov_shapes.root}", split="train_base", prefix="${ov_shapes.prefix}"
+)
+dataloader.test.dataset.names = L(ov_shapes_dataset)(
+    root="${ov_shapes.root}", split="val", prefix="${ov_shapes.prefix}"
+)
+dataloader.train.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(
+        short_edge_length="${ov_shapes.image_size}", max_size="${ov_shapes.image_size}"
+    ),
+    L(T.RandomFlip)(horizontal=True),
+]
+dataloader.test.mapper.augmentations = [
+    L(T.ResizeShortestEdge)(
+        short_edge_length="${ov_shapes.image_size}", max_size="${ov_shapes.image_size}"
+    ),
+]
+for _part in (dataloader.train, dataloader.test):
+    # OV-Shapes masks are RLE: bitmasks, and the class-agnostic mask head trains on them
+    _part.mapper.use_instance_mask = True
+    _part.mapper.instance_mask_format = "bitmask"
+dataloader.train.total_batch_size = 8
+dataloader.train.num_workers = 1
+dataloader.test.num_workers = 1
+dataloader.evaluator.tasks = ("bbox",)
+
+# --- vocabulary: teacher text embeddings; base classes in training, all classes at test
+_classifier = model.roi_heads.box_predictor.classifier
+_classifier.train_embeddings = L(ov_shapes_class_embeddings)(
+    root="${ov_shapes.root}", path="${ov_shapes.embeddings}", which="base"
+)
+_classifier.test_embeddings = L(ov_shapes_class_embeddings)(
+    root="${ov_shapes.root}", path="${ov_shapes.embeddings}", which="all"
+)
+model.vocabulary = L(ov_shapes_class_names)(root="${ov_shapes.root}", which="all")
+model.roi_heads.box_predictor.test_score_thresh = 0.01
+
+# --- speed on CPU: images hold 2-6 objects, so fewer proposals and sampled ROIs suffice, and
+# a fixed ROIAlign sampling grid bounds the cost of large boxes (backward dominates on CPU)
+model.proposal_generator.pre_nms_topk = (500, 500)
+model.proposal_generator.post_nms_topk = (128, 100)
+model.roi_heads.batch_size_per_image = 64
+model.roi_heads.box_pooler.sampling_ratio = 2
+model.roi_heads.mask_pooler.sampling_ratio = 2
+
+# --- schedule
+optimizer.lr = 1e-3
+optimizer.weight_decay = 1e-4
+lr_multiplier = L(warmup_cosine)(max_iter="${train.max_iter}", warmup_iters=100)
+
+train.output_dir = "./output/ov_shapes/vild_text_small"
+train.max_iter = 700
+train.eval_period = 0
+train.checkpointer = dict(period=100000, max_to_keep=1)
+train.log_period = 50
+train.grad_clip = 1.0
+train.seed = 0

@@ -1,0 +1,456 @@
+"""The OV-Shapes benchmark: generate -> pretrain teacher -> embed -> train detectors -> evaluate.
+
+:func:`run_benchmark` runs every stage in this process and returns a JSON-able report:
+
+1. data: generate an OV-Shapes dataset (or point at an external COCO-format one);
+2. per seed: pretrain the small CLIP teacher on (object crop, class caption) and (image,
+   caption) pairs of the training images, all classes (:mod:`ovdet.teacher.pretrain`), and
+   measure its zero-shot crop accuracy on val, base / novel;
+3. embed every class name with the teacher's text tower (prompt ensemble);
+4. per method (:mod:`~ovdet.benchmarks.ov_shapes.methods`): train its config and evaluate box
+   AP50 on val with every class in the vocabulary (generalised), base / novel;
+5. mean and standard deviation over seeds, wall time per stage, peak memory.
+
+Layout of ``out``::
+
+    data/                      generated dataset (or split.json + train_base.json of --data)
+    seed<k>/teacher/teacher.pt (+ teacher.json)
+    seed<k>/class_embeddings.pt (+ class_embeddings.names.txt)
+    seed<k>/<method>/          detector run (model_final.pth, metrics.json, inference/)
+    report.json                the returned report
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ovdet.benchmarks.ov_shapes.data import (
+    DEFAULT_PREFIX,
+    ov_shapes_class_names,
+    prepare_external_dataset,
+    split_files,
+)
+from ovdet.benchmarks.ov_shapes.methods import MethodContext, MethodSpec, resolve_methods
+from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
+
+__all__ = ["BenchmarkSettings", "run_benchmark", "summarise"]
+
+logger = logging.getLogger("ovdet.bench")
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class BenchmarkSettings:
+    """Settings of one benchmark run; defaults are the published default size.
+
+    Attributes:
+        out: output folder (see the module docstring).
+        num_train / num_val: generated images per split.
+        image_size: generated image size and detector train/test size (pixels).
+        data_seed: seed of the generated dataset (the same for every run seed).
+        seeds: run seeds; each repeats teacher pretraining and every method.
+        teacher_epochs: teacher passes over the object crops.
+        teacher_steps: cap on teacher steps (None: ``teacher_epochs`` decide).
+        teacher_batch_size: teacher pairs per step.
+        det_iters: detector iterations (None: the method config's ``train.max_iter``).
+        det_batch_size: detector images per step (None: the config's).
+        methods: method names or specs (None: the defaults of
+            :data:`~ovdet.benchmarks.ov_shapes.methods.BUILTIN_METHODS`).
+        device: "auto" (CUDA when present), "cpu" or "cuda".
+        data: an external COCO-format dataset folder instead of generating one.
+        novel: novel class names of ``data``.
+        captions: captions json of ``data``'s training images.
+        num_workers: data-loading workers for the detectors (None: the config's).
+        threads: torch CPU threads while training and testing detectors (None: half the
+            cores, at least 1). On a 2-core machine shared with data-loading workers or other
+            jobs, two OpenMP threads made detector steps several times slower than one (the
+            threads wait on each other whenever one is descheduled).
+        export_demo: write the demo assets (teacher text tower, detector, manifest) of the
+            first seed's ``vild_text`` run to this folder.
+        export_command: the command line recorded in the demo manifest.
+        progress: show the data generator's progress bar.
+    """
+
+    out: str | os.PathLike
+    num_train: int = 1000
+    num_val: int = 200
+    image_size: int = 160
+    data_seed: int = 0
+    seeds: Sequence[int] = (0,)
+    teacher_epochs: int = 4
+    teacher_steps: int | None = None
+    teacher_batch_size: int = 128
+    det_iters: int | None = None
+    det_batch_size: int | None = None
+    methods: Sequence[str | MethodSpec] | None = None
+    device: str = "auto"
+    data: str | os.PathLike | None = None
+    novel: Sequence[str] | None = None
+    captions: str | os.PathLike | None = None
+    num_workers: int | None = None
+    threads: int | None = None
+    export_demo: str | os.PathLike | None = None
+    export_command: str | None = None
+    progress: bool = True
+
+    def public(self) -> dict[str, Any]:
+        """JSON-able settings for the report."""
+        out = asdict(self)
+        out["methods"] = [m.name if isinstance(m, MethodSpec) else m for m in self.methods or []]
+        out["methods"] = out["methods"] or None
+        for key in ("out", "data", "captions", "export_demo"):
+            out[key] = None if out[key] is None else str(out[key])
+        out["seeds"] = list(self.seeds)
+        return out
+
+
+def _device(spec: str) -> str:
+    if spec == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"--device {spec}: CUDA is not available on this machine")
+    return spec
+
+
+def _finite(x: Any) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None, None
+    mean = statistics.fmean(vals)
+    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    return round(mean, 4), round(std, 4)
+
+
+def summarise(per_seed: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
+    """``{"mean": {k: ..}, "std": {k: ..}}`` over seeds (sample std; 0 for one seed)."""
+    mean, std = {}, {}
+    for key in keys:
+        mean[key], std[key] = _mean_std([r.get(key) for r in per_seed])
+    return {"mean": mean, "std": std}
+
+
+# --------------------------------------------------------------------------------------------
+# Stages
+
+
+def _prepare_data(s: BenchmarkSettings, out: Path, log: Callable[[str], None]) -> dict[str, Any]:
+    root = out / "data"
+    if s.data is not None:
+        if not s.novel:
+            raise ValueError("--data needs --novel (the novel class names of that dataset)")
+        split = prepare_external_dataset(s.data, root, s.novel, captions=s.captions)
+        log(f"data: external {s.data}: {len(split['base'])} base / {len(split['novel'])} novel")
+        return {"root": str(root), "source": str(s.data), "generated": False}
+    from ovdet.data.synthetic import OVShapesConfig, generate_ov_shapes, load_split
+
+    config = OVShapesConfig(image_size=s.image_size)
+    split_json = root / "split.json"
+    wanted = {
+        "num_train": s.num_train,
+        "num_val": s.num_val,
+        "seed": s.data_seed,
+        "params": config.to_dict(),
+    }
+    if split_json.is_file():
+        have = load_split(root)
+        if all(have.get(k) == v for k, v in wanted.items()):
+            log(f"data: reusing {root}")
+            return {"root": str(root), "generated": True, "reused": True, **_counts(root)}
+    log(f"data: generating {s.num_train} train / {s.num_val} val images at {s.image_size} px")
+    summary = generate_ov_shapes(
+        root,
+        num_train=s.num_train,
+        num_val=s.num_val,
+        seed=s.data_seed,
+        config=config,
+        workers=1,
+        progress=s.progress,
+    )
+    return {"root": str(root), "generated": True, "reused": False, "summary": summary}
+
+
+def _counts(root: Path) -> dict[str, Any]:
+    from ovdet.data.synthetic import load_split
+
+    split = load_split(root)
+    return {"num_base": len(split["base"]), "num_novel": len(split["novel"])}
+
+
+def _pretrain_teacher(
+    s: BenchmarkSettings, root: Path, seed_dir: Path, seed: int, device: str, log
+) -> tuple[Path, dict[str, Any]]:
+    from ovdet.data.synthetic import load_split
+    from ovdet.teacher.pretrain import DataFiles, PretrainConfig, pretrain_clip
+
+    files = split_files(root)
+    split = load_split(root)
+    has_captions = split.get("has_captions", True)
+    data_files = DataFiles(
+        train_json=files["train_all"],
+        train_image_roots=[files["images_train"]],
+        val_json=files["val"],
+        val_image_roots=[files["images_val"]],
+        captions_json=files["captions_train"] if has_captions else None,
+        base=list(split["base"]),
+        novel=list(split["novel"]),
+    )
+    cfg = PretrainConfig(
+        epochs=s.teacher_epochs,
+        max_steps=s.teacher_steps,
+        batch_size=s.teacher_batch_size,
+        seed=seed,
+        device=device,
+        log_every=20,
+    )
+    ckpt = seed_dir / "teacher" / "teacher.pt"
+    summary = pretrain_clip(data_files, ckpt, cfg, log=log)
+    zs = summary["zero_shot"] or {}
+    result = {
+        "seed": seed,
+        "top1_all": _finite(zs.get("top1_all")),
+        "top1_base": _finite(zs.get("top1_base")),
+        "top1_novel": _finite(zs.get("top1_novel")),
+        "chance": _finite(zs.get("chance")),
+        "num_crops": zs.get("num_all"),
+        "steps": summary["steps"],
+        "loss_first": _finite(summary["loss_first"]),
+        "loss_last": _finite(summary["loss_last"]),
+        "train_time_s": summary["train_time_s"],
+        "wall_time_s": summary["wall_time_s"],
+    }
+    return ckpt, result
+
+
+def _embed_classes(root: Path, teacher: Path, out: Path, device: str) -> Path:
+    from ovdet.teacher.pretrain import CAPTION_TEMPLATES
+    from ovdet.teacher.small_clip import load_small_clip
+    from ovdet.text import OpenCLIPTextEncoder, build_class_embeddings, save_class_embeddings
+
+    clip = load_small_clip(teacher, device=device)
+    encoder = OpenCLIPTextEncoder(model=clip.model, tokenizer=clip.tokenizer, device=device)
+    names = ov_shapes_class_names(root, "all")
+    # the teacher's own caption templates: the prompts it was trained and evaluated with
+    emb = build_class_embeddings(encoder, names, list(CAPTION_TEMPLATES))
+    return save_class_embeddings(out, emb, names)
+
+
+def _method_config(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, prefix: str):
+    from detectron2.config import LazyConfig
+
+    cfg = LazyConfig.load(str(method.config_path()))
+    if "ov_shapes" not in cfg:
+        raise ValueError(
+            f"method {method.name!r}: config {method.config_path()} has no 'ov_shapes' field; "
+            "OV-Shapes benchmark configs import configs/ov_shapes/vild_text_small.py"
+        )
+    cfg.ov_shapes.root = str(ctx.data_root)
+    cfg.ov_shapes.embeddings = str(ctx.embeddings)
+    cfg.ov_shapes.image_size = ctx.image_size
+    cfg.ov_shapes.prefix = prefix
+    cfg.train.output_dir = str(ctx.work_dir)
+    cfg.train.seed = ctx.seed
+    cfg.train.device = ctx.device
+    if s.det_iters is not None:
+        cfg.train.max_iter = int(s.det_iters)
+    cfg.train.checkpointer = dict(period=int(cfg.train.max_iter) + 1, max_to_keep=1)
+    if s.det_batch_size is not None:
+        cfg.dataloader.train.total_batch_size = int(s.det_batch_size)
+    if s.num_workers is not None:
+        cfg.dataloader.train.num_workers = int(s.num_workers)
+        cfg.dataloader.test.num_workers = int(s.num_workers)
+    if method.prepare is not None:
+        method.prepare(ctx, cfg)
+    return cfg
+
+
+def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, prefix: str):
+    from ovdet.engine.train import train_and_evaluate
+
+    cfg = _method_config(method, s, ctx, prefix)
+    run = train_and_evaluate(cfg)
+    bbox = run["test"].get("bbox", {})
+    scalars = run["scalars"]
+    result = {
+        "seed": ctx.seed,
+        "AP50_base": _finite(bbox.get("AP50_base")),
+        "AP50_novel": _finite(bbox.get("AP50_novel")),
+        "AP50": _finite(bbox.get("AP50")),
+        "AP_base": _finite(bbox.get("AP_base")),
+        "AP_novel": _finite(bbox.get("AP_novel")),
+        "AP": _finite(bbox.get("AP")),
+        "iterations": run["iterations"],
+        "batch_size": int(cfg.dataloader.train.total_batch_size),
+        "final_total_loss": _finite(scalars.get("total_loss")),
+        "train_time_s": round(run["train_time_s"], 2),
+        "output_dir": run["output_dir"],
+    }
+    return cfg, result
+
+
+# --------------------------------------------------------------------------------------------
+# The benchmark
+
+
+def run_benchmark(
+    settings: BenchmarkSettings, *, log: Callable[[str], None] | None = None
+) -> dict[str, Any]:
+    """Run the OV-Shapes benchmark (see the module docstring) and write ``out/report.json``.
+
+    Args:
+        settings: what to run.
+        log: progress sink (default: the ``ovdet.bench`` logger).
+
+    Returns:
+        The report: ``benchmark``, ``version``, ``settings``, ``environment``, ``data``,
+        ``teacher`` (``per_seed`` zero-shot top-1 base / novel / all, ``mean``, ``std``),
+        ``methods`` (per method: ``description``, ``config``, ``per_seed`` AP50 base / novel /
+        all (+ AP), ``mean``, ``std``), ``time_s`` (per stage and ``total``), ``memory_mb``
+        (peak RSS of this process and of its children, peak CUDA memory) and ``demo_export``
+        (the manifest written, or None).
+    """
+    log = log or logger.info
+    s = settings
+    if not s.seeds:
+        raise ValueError("seeds is empty: give at least one seed")
+    if len(set(s.seeds)) != len(list(s.seeds)):
+        raise ValueError(f"seeds listed twice: {list(s.seeds)}")
+    methods = resolve_methods(s.methods)
+    if s.export_demo is not None:
+        if "vild_text" not in [m.name for m in methods]:
+            raise ValueError("--export-demo needs the 'vild_text' method among --methods")
+        if s.data is not None:
+            raise ValueError("--export-demo makes OV-Shapes demo assets: not with --data")
+    device = _device(s.device)
+    out = Path(s.out).absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(s.threads or max(1, _num_cores() // 2))
+    try:
+        return _run(s, methods, device, out, log)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _num_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _run(
+    s: BenchmarkSettings,
+    methods: list[MethodSpec],
+    device: str,
+    out: Path,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    timer = StageTimer()
+
+    with timer("data"):
+        data = _prepare_data(s, out, log)
+    root = Path(data["root"])
+    # registering another root under this prefix replaces the earlier one (runs in sequence)
+    prefix = f"{DEFAULT_PREFIX}_bench"
+
+    teacher_runs: list[dict[str, Any]] = []
+    method_runs: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
+    export = None
+    for seed in s.seeds:
+        seed_dir = out / f"seed{seed}"
+        log(f"seed {seed}: pretraining the teacher")
+        with timer("teacher"):
+            teacher, t_result = _pretrain_teacher(s, root, seed_dir, seed, device, log)
+        teacher_runs.append(t_result)
+        log(
+            "seed {}: teacher zero-shot top-1 base {} novel {} (chance {})".format(
+                seed, *(_pct(t_result[k]) for k in ("top1_base", "top1_novel", "chance"))
+            )
+        )
+        with timer("embed"):
+            embeddings = _embed_classes(root, teacher, seed_dir / "class_embeddings.pt", device)
+        for method in methods:
+            ctx = MethodContext(
+                name=method.name,
+                seed=seed,
+                data_root=root,
+                teacher_checkpoint=teacher,
+                embeddings=embeddings,
+                work_dir=seed_dir / method.name,
+                device=device,
+                image_size=s.image_size,
+            )
+            log(f"seed {seed}: training {method.name} ({method.config})")
+            with timer(method.name):
+                cfg, result = _train_method(method, s, ctx, prefix)
+            method_runs[method.name].append(result)
+            log(
+                f"seed {seed}: {method.name} AP50 base {_fmt(result['AP50_base'])} "
+                f"novel {_fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s)"
+            )
+            if s.export_demo is not None and export is None and method.name == "vild_text":
+                from ovdet.benchmarks.ov_shapes.assets import export_demo_assets
+
+                with timer("export_demo"):
+                    export = export_demo_assets(
+                        s.export_demo,
+                        cfg=cfg,
+                        detector_checkpoint=Path(result["output_dir"]) / "model_final.pth",
+                        teacher_checkpoint=teacher,
+                        data_root=root,
+                        device=device,
+                        command=s.export_command,
+                        metrics={"teacher": t_result, "vild_text": result},
+                    )
+
+    teacher_keys = ("top1_base", "top1_novel", "top1_all")
+    method_keys = ("AP50_base", "AP50_novel", "AP50", "AP")
+    report = {
+        "benchmark": "ov-shapes",
+        "version": REPORT_VERSION,
+        "settings": s.public(),
+        "environment": environment(device),
+        "data": data,
+        "teacher": {"per_seed": teacher_runs, **summarise(teacher_runs, teacher_keys)},
+        "methods": {
+            m.name: {
+                "description": m.description,
+                "config": m.config,
+                "per_seed": method_runs[m.name],
+                **summarise(method_runs[m.name], method_keys),
+            }
+            for m in methods
+        },
+        "time_s": {**timer.seconds, "total": timer.total()},
+        "memory_mb": peak_memory_mb(),
+        "demo_export": export,
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1f}"
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
