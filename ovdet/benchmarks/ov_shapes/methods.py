@@ -99,6 +99,12 @@ class MethodSpec:
         return path
 
 
+def _prepare_distillation(context: MethodContext, cfg: Any) -> None:
+    from ovdet.benchmarks.ov_shapes.distill import prepare_distillation
+
+    prepare_distillation(context, cfg)
+
+
 BUILTIN_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
     {
         "vild_text": MethodSpec(
@@ -110,6 +116,42 @@ BUILTIN_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             "oracle",
             "ov_shapes/oracle_small.py",
             "oracle: boxes of every class (the ceiling)",
+        ),
+        # distillation methods: opt-in, after vild_text (its RPN proposes the regions)
+        "vild": MethodSpec(
+            "vild",
+            "ov_shapes/vild_small.py",
+            "ViLD: ViLD-text + L1 distillation of CLIP region embeddings",
+            prepare=_prepare_distillation,
+            default=False,
+        ),
+        "vild_ensemble": MethodSpec(
+            "vild_ensemble",
+            "ov_shapes/vild_ensemble_small.py",
+            "ViLD-ensemble: text head + distilled image head, geometric mean at test",
+            prepare=_prepare_distillation,
+            default=False,
+        ),
+        "rkd": MethodSpec(
+            "rkd",
+            "ov_shapes/rkd_small.py",
+            "RKD: region L1 + inter-embedding relationship matching",
+            prepare=_prepare_distillation,
+            default=False,
+        ),
+        "hierkd": MethodSpec(
+            "hierkd",
+            "ov_shapes/hierkd_small.py",
+            "HierKD: instance-level L1 + global image-caption InfoNCE",
+            prepare=_prepare_distillation,
+            default=False,
+        ),
+        "rkd_hierkd": MethodSpec(
+            "rkd_hierkd",
+            "ov_shapes/rkd_hierkd_small.py",
+            "RKD + HierKD global",
+            prepare=_prepare_distillation,
+            default=False,
         ),
     }
 )

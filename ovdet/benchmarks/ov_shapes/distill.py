@@ -1,0 +1,114 @@
+"""Distillation methods of the OV-Shapes benchmark (ViLD, ViLD-ensemble, RKD, HierKD).
+
+Their ``prepare`` functions compute what the configs in ``configs/ov_shapes/*_small.py`` need
+beyond ViLD-text, for the seed being run:
+
+* region targets (:func:`prepare_region_targets`): the top-M proposals of the **ViLD-text
+  model of the same seed** (its RPN is class-agnostic and saw only base boxes, as in ViLD),
+  embedded by the seed's CLIP teacher (crops at 1.0x and 1.5x), written once per seed to a
+  region store ``<seed dir>/teacher_regions`` that every distillation method reuses (the store
+  resumes, so a second method finds it complete and skips straight to training);
+* the caption text tower (:func:`prepare_caption_encoder`): HierKD's global level contrasts
+  image embeddings with the teacher's text embeddings of the image captions.
+
+``vild_text`` must therefore run before these methods in the same benchmark run (the
+method order of ``--methods`` is kept; a missing ViLD-text model is an error that says so).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ovdet.benchmarks.ov_shapes.methods import MethodContext
+
+logger = logging.getLogger(__name__)
+
+TOP_M = 32  # proposals per training image, as ViLD's offline targets
+SCALES = (1.0, 1.5)
+STORE_DIR = "teacher_regions"
+
+
+def _vild_text_model(ctx: MethodContext, cfg):
+    """The ViLD-text detector of this seed (same data, image size and vocabulary fields)."""
+    import torch
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import LazyConfig, instantiate
+
+    from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
+
+    weights = ctx.work_dir.parent / "vild_text" / "model_final.pth"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"method {ctx.name!r} distils on proposals of this seed's ViLD-text model, but "
+            f"{weights} does not exist: run the 'vild_text' method first in the same run "
+            f"(e.g. --methods vild_text,{ctx.name})"
+        )
+    base = LazyConfig.load(str(BUILTIN_METHODS["vild_text"].config_path()))
+    for key in ("root", "embeddings", "image_size", "prefix"):
+        base.ov_shapes[key] = cfg.ov_shapes[key]
+    model = instantiate(base.model)
+    DetectionCheckpointer(model).load(str(weights))
+    return model.to(torch.device(ctx.device)).eval(), weights
+
+
+def prepare_region_targets(ctx: MethodContext, cfg) -> None:
+    """Extract (or reuse) the seed's region store and point the training mapper at it."""
+    from detectron2.data import DatasetCatalog
+    from detectron2.data import transforms as T
+
+    from ovdet.benchmarks.ov_shapes.data import ov_shapes_dataset
+    from ovdet.teacher.extract import extract_regions, file_sha256
+    from ovdet.teacher.proposals import ModelProposals
+    from ovdet.teacher.region_teacher import CLIPRegionTeacher
+    from ovdet.teacher.small_clip import load_small_clip
+    from ovdet.teacher.store import RegionEmbeddingStore
+
+    store_dir = ctx.work_dir.parent / STORE_DIR
+    clip = load_small_clip(ctx.teacher_checkpoint, device=ctx.device)
+    teacher = CLIPRegionTeacher(clip.model, clip.preprocess, scales=SCALES, device=ctx.device)
+    model, weights = _vild_text_model(ctx, cfg)
+    store = RegionEmbeddingStore(
+        store_dir,
+        teacher=f"ovdet-small-clip:{file_sha256(ctx.teacher_checkpoint)}",
+        dim=teacher.dim,
+        dtype="float16",
+        scales=list(SCALES),
+        top_m=TOP_M,
+        proposals=f"vild_text RPN {file_sha256(weights)}",
+    )
+    size = int(cfg.ov_shapes.image_size)
+    proposals = ModelProposals(model, augmentations=[T.ResizeShortestEdge(size, size)], top_m=TOP_M)
+    name = ov_shapes_dataset(cfg.ov_shapes.root, "train_base", cfg.ov_shapes.prefix)
+    summary = extract_regions(
+        DatasetCatalog.get(name), teacher, proposals, store, top_m=TOP_M, progress=False
+    )
+    logger.info("region targets for %s: %s", ctx.name, summary)
+    cfg.ov_shapes.teacher_store = str(store_dir)
+
+
+def prepare_caption_encoder(ctx: MethodContext, cfg) -> None:
+    """Give every caption distiller the teacher's text tower (this seed's checkpoint)."""
+    from detectron2.config import LazyCall as L
+
+    from ovdet.modeling.distill import CaptionDistiller
+    from ovdet.text import OpenCLIPTextEncoder
+
+    config_json = Path(ctx.teacher_checkpoint).with_suffix(".json")
+    for distiller in cfg.model.distillers:
+        if distiller._target_ is CaptionDistiller:
+            distiller.text_encoder = L(OpenCLIPTextEncoder.from_config)(
+                config=str(config_json), checkpoint=str(ctx.teacher_checkpoint), device=ctx.device
+            )
+
+
+def prepare_distillation(ctx: MethodContext, cfg: Any) -> None:
+    """Region targets when the config reads a store; the caption text tower when needed."""
+    from ovdet.modeling.distill import CaptionDistiller, RegionDistiller
+
+    targets = [d._target_ for d in cfg.model.distillers]
+    if RegionDistiller in targets:
+        prepare_region_targets(ctx, cfg)
+    if CaptionDistiller in targets:
+        prepare_caption_encoder(ctx, cfg)
