@@ -135,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--embed-dim", type=int, default=512)
     p.add_argument("--score-thresh", type=float, default=0.05)
     p.add_argument("--root", default=".", help="repository root (for the model config)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
