@@ -138,7 +138,8 @@ def test_external_data_errors(tiny_run, tmp_path):
 
 def test_resolve_methods():
     assert [m.name for m in resolve_methods(None)] == ["vild_text", "oracle"]
-    with pytest.raises(ValueError, match="unknown method 'vild'"):
-        resolve_methods(["vild"])
+    with pytest.raises(ValueError, match="unknown method 'vild_typo'"):
+        resolve_methods(["vild_typo"])
+    assert [m.name for m in resolve_methods(["vild_text", "vild"])] == ["vild_text", "vild"]
     with pytest.raises(ValueError, match="twice"):
         resolve_methods(["oracle", "oracle"])
