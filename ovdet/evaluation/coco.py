@@ -143,6 +143,16 @@ def check_results(
         )
 
 
+def results_for_iou_type(results: Sequence[Mapping], iou_type: str) -> list[dict]:
+    """Copies of ``results`` holding only the geometry ``iou_type`` scores.
+
+    ``loadRes`` treats a result with a "bbox" as a box result (box area, box polygon), so segm
+    results must not carry one (as in detectron2's COCOEvaluator), and box results drop masks.
+    """
+    drop = "bbox" if iou_type == "segm" else "segmentation"
+    return [{k: v for k, v in r.items() if k != drop} for r in results]
+
+
 def _resolve_categories(
     coco_gt: COCO, classes: Iterable[str | int] | None, label: str
 ) -> list[int] | None:
@@ -245,13 +255,7 @@ def evaluate_coco_results(
             )
             out[iou_type] = {k: 0.0 for k in keys}
             continue
-        dets = []
-        for r in results:
-            d = dict(r)
-            # loadRes treats results with a "bbox" as box results (box area, box polygon):
-            # segm results must not carry one, as in detectron2's COCOEvaluator.
-            d.pop("bbox" if iou_type == "segm" else "segmentation", None)
-            dets.append(d)
+        dets = results_for_iou_type(results, iou_type)
         with contextlib.redirect_stdout(io.StringIO()):
             coco_dt = coco_gt.loadRes(dets)
             ev = COCOeval(coco_gt, coco_dt, iou_type)

@@ -28,6 +28,7 @@ from ovdet.evaluation.coco import (
     ResultsLike,
     check_results,
     load_results,
+    results_for_iou_type,
 )
 from ovdet.evaluation.collect import ResultsCollector
 
@@ -128,11 +129,7 @@ def evaluate_lvis_results(
             )
             out[iou_type] = {k: 0.0 for k in LVIS_METRICS}
             continue
-        dets = []
-        for r in results:
-            d = copy.copy(dict(r))
-            d.pop("bbox" if iou_type == "segm" else "segmentation", None)
-            dets.append(d)
+        dets = results_for_iou_type(results, iou_type)
         with contextlib.ExitStack() as stack:
             stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
             stack.enter_context(warnings.catch_warnings())
