@@ -1,4 +1,5 @@
-"""ViLD-ensemble on OV-COCO, R50-FPN, 1x: separate text and image heads.
+"""ViLD-ensemble on OV-COCO, R50-FPN, 1x: separate text and image heads (each its own 2fc box
+head on the shared pooled features).
 
 The text head is trained with the ViLD-text loss, the image head only by ViLD-image
 distillation; at test time per-class probabilities are combined as
@@ -11,7 +12,7 @@ from ovdet.data.builtin_meta import OV_COCO_BASE_NAMES, OV_COCO_NAMES
 from ..common.models.distill import vild_ensemble
 from .vild_r50_fpn_1x import dataloader, lr_multiplier, model, optimizer, train
 
-model.roi_heads.box_predictor = vild_ensemble(model.roi_heads.box_predictor, OV_COCO_BASE_NAMES)
+model.roi_heads = vild_ensemble(model.roi_heads, OV_COCO_BASE_NAMES)
 # names of the test vocabulary rows (the 65 OV-COCO classes) decide base vs novel
 model.vocabulary = list(OV_COCO_NAMES)
 train.output_dir = "./output/ov_coco/vild_ensemble_r50_fpn_1x"

@@ -9,9 +9,8 @@ from ..common.models.distill import vild_ensemble
 from .vild_r50_fpn_mask_4x import dataloader, lr_multiplier, model, optimizer, train
 
 _names = [c["name"] for c in lvis_categories()]
-model.roi_heads.box_predictor = vild_ensemble(
-    model.roi_heads.box_predictor,
-    [c["name"] for c in lvis_categories() if c["frequency"] != "r"],
+model.roi_heads = vild_ensemble(
+    model.roi_heads, [c["name"] for c in lvis_categories() if c["frequency"] != "r"]
 )
 model.vocabulary = _names
 train.output_dir = "./output/ov_lvis/vild_ensemble_r50_fpn_mask_4x"

@@ -14,6 +14,7 @@ from detectron2.utils.events import EventStorage
 from ovdet.modeling import TextEmbeddingClassifier
 from ovdet.modeling.distill import ViLDEnsembleHead, ViLDImageDistillation
 from ovdet.modeling.distill.distillers import RegionDistiller
+from ovdet.modeling.roi_heads import ViLDEnsembleBoxHead
 from ovdet.modeling.roi_heads.ensemble_predictor import OVEnsembleOutputLayers
 
 TAU = 0.5
@@ -113,14 +114,15 @@ def test_base_mask_api():
         predictor.set_class_names(["a", "b", "c"])
 
 
+@pytest.mark.parametrize("separate_box_head", [True, False])
 def test_ovrcnn_ensemble_from_config_trains_image_head_and_infers(
-    tiny_fpn_config, model_config_dir, make_batch, fake_encoder
+    tiny_fpn_config, model_config_dir, make_batch, fake_encoder, separate_box_head
 ):
     vild_ensemble = LazyConfig.load(str(model_config_dir / "distill.py"), "vild_ensemble")
     names = ["cat", "dog", "car", "bus"]
     cfg = tiny_fpn_config(fake_encoder.encode(names[:3]))
     m = cfg.model
-    m.roi_heads.box_predictor = vild_ensemble(m.roi_heads.box_predictor, names[:3])
+    m.roi_heads = vild_ensemble(m.roi_heads, names[:3], separate_box_head=separate_box_head)
     m.text_encoder = fake_encoder
     m.vocabulary = names[:3]
     m.distillers = [RegionDistiller(ViLDImageDistillation())]
@@ -137,14 +139,30 @@ def test_ovrcnn_ensemble_from_config_trains_image_head_and_infers(
         x["teacher_embeddings"] = torch.randn(m_i, 16, generator=g)
     with EventStorage():
         losses = model(batch)
+    assert isinstance(model.roi_heads.box_head, ViLDEnsembleBoxHead) == separate_box_head
     heads = [predictor.image_head.proj.weight, predictor.classifier.linear.weight]
     # autograd.grad only runs the part of the graph that leads to the two heads
     image_grad, text_grad = torch.autograd.grad(
         losses["loss_vild_image"], heads, retain_graph=True, allow_unused=True
     )
     assert image_grad.abs().sum() > 0 and text_grad is None  # image head: distillation only
-    image_grad, text_grad = torch.autograd.grad(losses["loss_cls"], heads, allow_unused=True)
+    image_grad, text_grad = torch.autograd.grad(
+        losses["loss_cls"], heads, retain_graph=True, allow_unused=True
+    )
     assert image_grad is None and text_grad.abs().sum() > 0  # text head: classification
+    if separate_box_head:
+        # ViLD-ensemble as published: each loss reaches only its own box head
+        box_head = model.roi_heads.box_head
+        assert isinstance(box_head, ViLDEnsembleBoxHead)
+        fcs = [box_head.text_head.fc1.weight, box_head.image_head.fc1.weight]
+        text_fc, image_fc = torch.autograd.grad(
+            losses["loss_vild_image"], fcs, retain_graph=True, allow_unused=True
+        )
+        assert image_fc.abs().sum() > 0
+        assert text_fc is None or text_fc.abs().sum() == 0  # sliced off: zero gradient
+        text_fc, image_fc = torch.autograd.grad(losses["loss_cls"], fcs, allow_unused=True)
+        assert text_fc.abs().sum() > 0
+        assert image_fc is None or image_fc.abs().sum() == 0
 
     model.eval()
     model.set_vocabulary(names)  # "bus" is novel
@@ -158,3 +176,37 @@ def test_ovrcnn_ensemble_from_config_trains_image_head_and_infers(
     assert predictor.is_base.tolist() == [False, False]
     model.set_vocabulary(torch.randn(2, 16), names_for_embeddings=["dog", "plane"])
     assert predictor.is_base.tolist() == [True, False]
+
+
+def test_ensemble_box_head_concatenates_separate_heads_and_predictor_splits_them():
+    from detectron2.layers import ShapeSpec
+    from detectron2.modeling.roi_heads import FastRCNNConvFCHead
+
+    shape = ShapeSpec(channels=4, height=3, width=3)
+    heads = [FastRCNNConvFCHead(shape, conv_dims=[], fc_dims=[d]) for d in (5, 2)]
+    box_head = ViLDEnsembleBoxHead(*heads)
+    assert box_head.output_shape.channels == 7
+    pooled = torch.randn(6, 4, 3, 3)
+    out = box_head(pooled)
+    assert torch.equal(out[:, :5], heads[0](pooled)) and torch.equal(out[:, 5:], heads[1](pooled))
+    with pytest.raises(ValueError, match="same module"):
+        ViLDEnsembleBoxHead(heads[0], heads[0])
+
+    classifier = TextEmbeddingClassifier(
+        input_shape=5, train_embeddings=torch.eye(2), temperature=TAU
+    )
+    predictor = OVEnsembleOutputLayers(
+        5,
+        box2box_transform=Box2BoxTransform(weights=(10, 10, 5, 5)),
+        classifier=classifier,
+        image_input_size=2,
+        test_is_base=torch.tensor([True, False]),
+    )
+    assert predictor.image_head.proj.in_features == 2
+    assert torch.allclose(predictor.embed(out), predictor.image_head.embed(out[:, 5:]))
+    assert torch.allclose(predictor.text_embed(out), classifier.embed(out[:, :5]))
+    predictor.train()
+    logits, deltas = predictor(out)
+    assert logits.shape == (6, 3) and deltas.shape == (6, 4)
+    with pytest.raises(ValueError, match="6 columns, expected 7"):
+        predictor(torch.randn(6, 6))

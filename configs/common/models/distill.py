@@ -7,7 +7,7 @@ Use in an experiment config::
 
     model.distillers = [vild_distiller]                       # ViLD-image (offline targets)
     model.distillers = [rkd_distiller, hierkd_distiller(L(OpenCLIPTextEncoder)(...))]
-    model.roi_heads.box_predictor = vild_ensemble(model.roi_heads.box_predictor, base_names)
+    model.roi_heads = vild_ensemble(model.roi_heads, base_names)   # separate image box head
 
 Region distillers read each input's ``teacher_proposals`` / ``teacher_embeddings``: use
 ``ovdet.data.teacher_mapper.TeacherTargetsMapper(store=<dir of `ovdet extract-regions`>)`` as
@@ -50,7 +50,7 @@ from ovdet.modeling.distill import (
     ViLDImageDistillation,
 )
 from ovdet.modeling.distill.distillers import CaptionDistiller, RegionDistiller
-from ovdet.modeling.roi_heads.ensemble_predictor import OVEnsembleOutputLayers
+from ovdet.modeling.roi_heads import OVEnsembleOutputLayers, ViLDEnsembleBoxHead
 
 CLIP_EMBED_DIM = 512  # CLIP ViT-B/32 (RN50 CLIP: 1024)
 
@@ -118,19 +118,31 @@ def hierkd_distiller(
     )
 
 
-def vild_ensemble(box_predictor, base_names: Iterable[str]):
-    """Turn an ``OVFastRCNNOutputLayers`` LazyCall into a ViLD-ensemble predictor.
+def vild_ensemble(roi_heads, base_names: Iterable[str], *, separate_box_head: bool = True):
+    """Turn the ROI heads of an OV R-CNN FPN config into ViLD-ensemble heads.
 
     Args:
-        box_predictor: ``model.roi_heads.box_predictor`` of an OV R-CNN config.
+        roi_heads: ``model.roi_heads`` (LazyCall of ``OVStandardROIHeads``).
         base_names: names of the base classes (e.g. ``OV_COCO_BASE_NAMES``); the model's
             vocabulary names decide base vs novel at inference.
+        separate_box_head: True (ViLD-ensemble as published): the image head gets its own box
+            head, a copy of ``roi_heads.box_head`` with separate weights
+            (:class:`ViLDEnsembleBoxHead`), so distillation and classification do not compete
+            for one set of box features. False: one shared box head, the image head is a
+            linear projection of its features.
 
     Returns:
-        a copy with ``_target_ = OVEnsembleOutputLayers`` and ``base_names`` set; the image
-        head defaults to a linear projection to the classifier's embedding size.
+        a copy of ``roi_heads`` with ``box_predictor._target_ = OVEnsembleOutputLayers``,
+        ``base_names`` set, and (``separate_box_head``) the two-branch box head.
     """
-    cfg = copy.deepcopy(box_predictor)
-    cfg._target_ = OVEnsembleOutputLayers
-    cfg.base_names = list(base_names)
+    cfg = copy.deepcopy(roi_heads)
+    predictor = cfg.box_predictor
+    predictor._target_ = OVEnsembleOutputLayers
+    predictor.base_names = list(base_names)
+    if separate_box_head:
+        text_head = cfg.box_head
+        cfg.box_head = L(ViLDEnsembleBoxHead)(
+            text_head=text_head, image_head=copy.deepcopy(text_head)
+        )
+        predictor.image_input_size = text_head.fc_dims[-1]
     return cfg

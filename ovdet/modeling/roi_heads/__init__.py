@@ -1,5 +1,6 @@
 """Open-vocabulary ROI heads, box predictor and text-embedding classifier."""
 
+from .ensemble_box_head import ViLDEnsembleBoxHead
 from .ensemble_predictor import OVEnsembleOutputLayers
 from .ov_box_predictor import (
     LOSS_TYPES,
@@ -17,6 +18,7 @@ __all__ = [
     "OVRes5ROIHeads",
     "OVStandardROIHeads",
     "TextEmbeddingClassifier",
+    "ViLDEnsembleBoxHead",
     "federated_class_weights",
     "sample_federated_classes",
 ]

@@ -27,7 +27,7 @@ def _input_size(input_shape: ShapeSpec | int) -> int:
 class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
     """ViLD-ensemble: :class:`OVFastRCNNOutputLayers` plus a separate image-embedding head.
 
-    Two heads share the box-head features ``x``:
+    Two heads read the box-head features ``x``:
 
     - the **text head**, the injected classifier (ViLD-text), trained by the classification
       loss exactly as in :class:`OVFastRCNNOutputLayers`;
@@ -72,16 +72,21 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         input_shape: ShapeSpec | int,
         *,
         image_head: nn.Module | None = None,
+        image_input_size: int | None = None,
         base_names: Collection[str] | None = None,
         test_is_base: Sequence[bool] | torch.Tensor | None = None,
         **kwargs,
     ):
         """
         Args:
-            input_shape: shape of the per-region box-head features.
+            input_shape: shape of the per-region features of the text head (box-head
+                output, or its text part when ``image_input_size`` is set).
             image_head: a :class:`~ovdet.modeling.distill.ViLDEnsembleHead` (``embed``,
                 ``image_probs``, and ``forward(x, text_probs, class_embeddings, is_base)``);
                 default: ``ViLDEnsembleHead(in_features, D)`` with tau = 0.01, lam = 2/3.
+            image_input_size: number of trailing feature columns that belong to a separate
+                image box head (:class:`~ovdet.modeling.roi_heads.ViLDEnsembleBoxHead`);
+                None: the image head reads the same features as the text head.
             base_names: names of the base classes, compared with the vocabulary names.
             test_is_base: (C_test,) flags for the test vocabulary the predictor is built with
                 (default: every class novel until names or flags are given).
@@ -90,8 +95,14 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         """
         super().__init__(input_shape, **kwargs)
         embed_dim = int(self.get_vocabulary().shape[1])
+        self.text_input_size = _input_size(input_shape)
+        if image_input_size is not None and int(image_input_size) <= 0:
+            raise ValueError(
+                f"OVEnsembleOutputLayers: image_input_size must be positive, got {image_input_size}"
+            )
+        self.image_input_size = None if image_input_size is None else int(image_input_size)
         if image_head is None:
-            image_head = ViLDEnsembleHead(_input_size(input_shape), embed_dim)
+            image_head = ViLDEnsembleHead(self.image_input_size or self.text_input_size, embed_dim)
         for name in ("embed", "image_probs"):
             if not callable(getattr(image_head, name, None)):
                 raise TypeError(
@@ -163,15 +174,29 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         self._is_base = self._resolve_mask(names, None, "names").to(self._is_base.device)
 
     # ------------------------------------------------------------------ heads
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(R, ...) region features -> (R, D) normalised image-head embeddings (distilled)."""
+    def split_features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(R, ...) box-head output -> (text-head features, image-head features)."""
         if x.dim() > 2:
             x = torch.flatten(x, start_dim=1)
-        return self.image_head.embed(x)
+        expected = self.text_input_size + (self.image_input_size or 0)
+        if x.shape[1] != expected:
+            raise ValueError(
+                f"OVEnsembleOutputLayers: region features have {x.shape[1]} columns, expected "
+                f"{expected} (text head {self.text_input_size}"
+                + (f" + image head {self.image_input_size}" if self.image_input_size else "")
+                + "); does the box head match the predictor's input_shape / image_input_size?"
+            )
+        if self.image_input_size is None:
+            return x, x
+        return x[:, : self.text_input_size], x[:, self.text_input_size :]
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, ...) region features -> (R, D) normalised image-head embeddings (distilled)."""
+        return self.image_head.embed(self.split_features(x)[1])
 
     def text_embed(self, x: torch.Tensor) -> torch.Tensor:
         """(R, ...) region features -> (R, D) normalised text-head embeddings."""
-        return self.classifier.embed(x)
+        return self.classifier.embed(self.split_features(x)[0])
 
     def text_probs(self, logits: torch.Tensor) -> torch.Tensor:
         """(R, C + 1) text-head logits -> (R, C + 1) probabilities, background last."""
@@ -184,7 +209,7 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         """ViLD-ensemble class probabilities.
 
         Args:
-            x: (R, in) region features.
+            x: (R, in) image-head features (the image part of the box-head output).
             logits: (R, C + 1) text-head logits of the active vocabulary.
 
         Returns:
@@ -209,12 +234,11 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
             training: (R, C_train + 1) text-head logits and (R, 4) box deltas;
             eval: (R, C + 1) ensembled probabilities (background last) and (R, 4) deltas.
         """
-        if x.dim() > 2:
-            x = torch.flatten(x, start_dim=1)
-        logits, deltas = self.classifier(x), self.bbox_pred(x)
+        text_x, image_x = self.split_features(x)
+        logits, deltas = self.classifier(text_x), self.bbox_pred(text_x)
         if self.training:
             return logits, deltas
-        return self.ensemble_probs(x, logits), deltas
+        return self.ensemble_probs(image_x, logits), deltas
 
     def predict_probs(
         self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
@@ -224,4 +248,7 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         return list(probs.split([len(p) for p in proposals], dim=0))
 
     def extra_repr(self) -> str:
-        return f"base_names={len(self.base_names)}, num_base_test={int(self._is_base.sum())}"
+        return (
+            f"base_names={len(self.base_names)}, num_base_test={int(self._is_base.sum())}, "
+            f"image_input_size={self.image_input_size}"
+        )
