@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,31 @@ def test_custom_method_prepare_runs(tiny_run):
     assert ctx.name == "custom" and ctx.teacher_checkpoint.is_file()
     assert (ctx.work_dir / "extra.txt").read_text() == "teacher.pt"
     assert ctx.embeddings.with_name("class_embeddings.names.txt").is_file()
+
+
+def test_rerun_reuses_finished_work_and_redoes_changed_or_torn(tiny_run, tmp_path):
+    out, rep, _ = tiny_run
+    run = tmp_path / "moved_run"
+    shutil.copytree(out / "run", run)  # a moved run folder keeps its results
+    logs = []
+    again = run_benchmark(
+        BenchmarkSettings(out=run, methods=["vild_text", "oracle"], **TINY), log=logs.append
+    )
+    assert any("reusing the teacher" in line for line in logs)
+    assert again["teacher"]["per_seed"] == rep["teacher"]["per_seed"]
+    for name in ("vild_text", "oracle"):
+        (first,), (second,) = rep["methods"][name]["per_seed"], again["methods"][name]["per_seed"]
+        assert second["reused"] is True and second["AP50"] == first["AP50"]
+
+    (run / "seed0" / "oracle" / "result.json").write_text("{")  # torn by a crash
+    changed = run_benchmark(
+        BenchmarkSettings(out=run, methods=["vild_text", "oracle"], **{**TINY, "det_iters": 2})
+    )
+    for name in ("vild_text", "oracle"):  # changed config (and torn result): trained again
+        (result,) = changed["methods"][name]["per_seed"]
+        assert "reused" not in result and result["iterations"] == 2
+    saved = json.loads((run / "seed0" / "oracle" / "result.json").read_text())
+    assert saved["result"]["iterations"] == 2
 
 
 def test_exported_demo_assets_load(tiny_run):

@@ -11,17 +11,27 @@
    AP50 on val with every class in the vocabulary (generalised), base / novel;
 5. mean and standard deviation over seeds, wall time per stage, peak memory.
 
+Finished work is kept and reused (:func:`run_benchmark` resumes): a seed's teacher whose
+``teacher/result.json`` records the same teacher and data settings is not pretrained again, and
+a method whose ``<method>/result.json`` records the same resolved config, teacher checkpoint
+and class embeddings is not trained again (the region store resumes on its own). A killed run
+therefore loses at most the stage it was in, and seeds can run as separate processes on one
+``out`` (``--seeds 0`` and ``--seeds 1`` side by side, then ``--seeds 0,1`` to write the
+combined report from the finished runs).
+
 Layout of ``out``::
 
     data/                      generated dataset (or split.json + train_base.json of --data)
-    seed<k>/teacher/teacher.pt (+ teacher.json)
-    seed<k>/class_embeddings.pt (+ class_embeddings.names.txt)
-    seed<k>/<method>/          detector run (model_final.pth, metrics.json, inference/)
+    seed<k>/teacher/teacher.pt (+ teacher.json, result.json)
+    seed<k>/class_embeddings.pt (+ class_embeddings.names.txt, class_embeddings.json)
+    seed<k>/<method>/          detector run (model_final.pth, metrics.json, inference/,
+                               result.json)
     report.json                the returned report
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -221,6 +231,17 @@ def _pretrain_teacher(
         log_every=20,
     )
     ckpt = seed_dir / "teacher" / "teacher.pt"
+    key = {
+        "seed": seed,
+        "epochs": s.teacher_epochs,
+        "max_steps": s.teacher_steps,
+        "batch_size": s.teacher_batch_size,
+        "data": _file_digest(files["train_all"]),
+    }
+    done = _load_result(ckpt.parent / "result.json", key, required=[ckpt])
+    if done is not None:
+        log(f"seed {seed}: reusing the teacher in {ckpt.parent}")
+        return ckpt, done
     summary = pretrain_clip(data_files, ckpt, cfg, log=log)
     zs = summary["zero_shot"] or {}
     result = {
@@ -236,6 +257,7 @@ def _pretrain_teacher(
         "train_time_s": summary["train_time_s"],
         "wall_time_s": summary["wall_time_s"],
     }
+    _save_result(ckpt.parent / "result.json", key, result)
     return ckpt, result
 
 
@@ -244,12 +266,18 @@ def _embed_classes(root: Path, teacher: Path, out: Path, device: str) -> Path:
     from ovdet.teacher.small_clip import load_small_clip
     from ovdet.text import OpenCLIPTextEncoder, build_class_embeddings, save_class_embeddings
 
+    names = ov_shapes_class_names(root, "all")
+    stamp = out.with_suffix(".json")
+    key = {"teacher": _file_digest(teacher), "names": list(names)}
+    if _load_result(stamp, key, required=[out]) is not None:
+        return out  # the same teacher and names: keep the file (methods key on its digest)
     clip = load_small_clip(teacher, device=device)
     encoder = OpenCLIPTextEncoder(model=clip.model, tokenizer=clip.tokenizer, device=device)
-    names = ov_shapes_class_names(root, "all")
     # the teacher's own caption templates: the prompts it was trained and evaluated with
     emb = build_class_embeddings(encoder, names, list(CAPTION_TEMPLATES))
-    return save_class_embeddings(out, emb, names)
+    path = save_class_embeddings(out, emb, names)
+    _save_result(stamp, key, {"path": str(path.name)})
+    return path
 
 
 def _method_config(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, prefix: str):
@@ -281,10 +309,69 @@ def _method_config(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext,
     return cfg
 
 
+def _plain(value: Any) -> Any:
+    """A resolved-or-not LazyConfig container as JSON-able data (callables by qualified name)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+    return repr(value)
+
+
+def _config_digest(cfg: Any, out: Path) -> str:
+    """sha256 of the config as data, with the run folder ``out`` written as ``<out>`` (a moved
+    or copied run folder keeps its finished results)."""
+    from omegaconf import OmegaConf
+
+    text = json.dumps(_plain(OmegaConf.to_container(cfg, resolve=False)), sort_keys=True)
+    text = text.replace(str(out), "<out>")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _file_digest(path: str | os.PathLike) -> str:
+    from ovdet.teacher.extract import file_sha256
+
+    return file_sha256(path)
+
+
+def _load_result(path: Path, key: dict[str, Any], required: Sequence[Path] = ()) -> Any:
+    """The result saved at ``path`` when it was saved under ``key`` and ``required`` exist."""
+    if not path.is_file() or not all(Path(p).is_file() for p in required):
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # torn or unreadable: redo the stage
+    if not isinstance(saved, dict) or saved.get("key") != key:
+        return None
+    return saved.get("result")
+
+
+def _save_result(path: Path, key: dict[str, Any], result: Any) -> None:
+    """Write atomically (temp file + rename): a crash never leaves a half-written result."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, prefix: str):
     from ovdet.engine.train import train_and_evaluate
 
     cfg = _method_config(method, s, ctx, prefix)
+    key = {
+        "method": method.name,
+        "config": _config_digest(cfg, ctx.work_dir.parents[1]),
+        "teacher": _file_digest(ctx.teacher_checkpoint),
+        "embeddings": _file_digest(ctx.embeddings),
+    }
+    done = _load_result(ctx.work_dir / "result.json", key)
+    if done is not None:
+        return cfg, {**done, "reused": True}
     run = train_and_evaluate(cfg)
     bbox = run["test"].get("bbox", {})
     scalars = run["scalars"]
@@ -302,6 +389,7 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
         "train_time_s": round(run["train_time_s"], 2),
         "output_dir": run["output_dir"],
     }
+    _save_result(ctx.work_dir / "result.json", key, result)
     return cfg, result
 
 
@@ -405,7 +493,8 @@ def _run(
             method_runs[method.name].append(result)
             log(
                 f"seed {seed}: {method.name} AP50 base {_fmt(result['AP50_base'])} "
-                f"novel {_fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s)"
+                f"novel {_fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s"
+                + (", reused)" if result.get("reused") else ")")
             )
             if s.export_demo is not None and export is None and method.name == "vild_text":
                 from ovdet.benchmarks.ov_shapes.assets import export_demo_assets
