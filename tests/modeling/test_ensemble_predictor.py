@@ -210,3 +210,33 @@ def test_ensemble_box_head_concatenates_separate_heads_and_predictor_splits_them
     assert logits.shape == (6, 3) and deltas.shape == (6, 4)
     with pytest.raises(ValueError, match="6 columns, expected 7"):
         predictor(torch.randn(6, 6))
+
+
+def test_ensemble_box_head_detach_keeps_distillation_out_of_the_backbone(
+    tiny_fpn_config, model_config_dir, make_batch, fake_encoder
+):
+    vild_ensemble = LazyConfig.load(str(model_config_dir / "distill.py"), "vild_ensemble")
+    names = ["cat", "dog", "car"]
+    cfg = tiny_fpn_config(fake_encoder.encode(names))
+    cfg.model.roi_heads = vild_ensemble(cfg.model.roi_heads, names)
+    cfg.model.roi_heads.box_head.detach_image_input = True
+    cfg.model.text_encoder = fake_encoder
+    cfg.model.vocabulary = names
+    cfg.model.distillers = [RegionDistiller(ViLDImageDistillation())]
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).train()
+    batch = make_batch(3)
+    for x in batch:
+        x["teacher_proposals"] = torch.tensor([[4.0, 4.0, 40.0, 40.0]] * 2)
+        x["teacher_embeddings"] = torch.randn(2, 16)
+    with EventStorage():
+        losses = model(batch)
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    image_fc = model.roi_heads.box_head.image_head.fc1.weight
+    grads = torch.autograd.grad(
+        losses["loss_vild_image"], [*backbone, image_fc], retain_graph=True, allow_unused=True
+    )
+    assert all(g is None or g.abs().sum() == 0 for g in grads[:-1])  # backbone untouched
+    assert grads[-1].abs().sum() > 0  # the image head still learns
+    cls_grads = torch.autograd.grad(losses["loss_cls"], backbone, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in cls_grads)
