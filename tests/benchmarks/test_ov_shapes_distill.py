@@ -54,6 +54,43 @@ def test_region_store_shared_and_complete(report):
     assert item["boxes"].shape[0] == item["embeddings"].shape[0] <= 32
 
 
+def test_report_has_region_target_quality(report):
+    _, rep = report
+    quality = rep["teacher"]["per_seed"][0]["region_targets"]
+    for group in ("base", "novel"):
+        assert quality[group]["objects"] > 0 and 0.0 <= quality[group]["recall"] <= 1.0
+
+
+def test_region_target_quality_by_hand(tmp_path):
+    import json
+
+    import torch
+
+    from ovdet.benchmarks.ov_shapes.distill import region_target_quality
+
+    text = torch.eye(3)  # classes a, b, c
+    store = RegionEmbeddingStore(tmp_path / "store", teacher="hand", dim=3, dtype="float32")
+    boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [20.0, 20.0, 32.0, 30.0]])
+    with store.writer() as w:  # proposal 0 = object a exactly, proposal 1 overlaps b (IoU 0.83)
+        w.add(1, boxes, torch.tensor([[1.0, 0.1, 0.0], [0.9, 0.2, 0.0]]))
+    coco = {
+        "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}, {"id": 3, "name": "c"}],
+        "annotations": [
+            {"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10]},  # recalled, right
+            {"image_id": 1, "category_id": 2, "bbox": [20, 20, 10, 10]},  # recalled, wrong (a)
+            {"image_id": 1, "category_id": 3, "bbox": [50, 50, 10, 10]},  # not recalled
+            {"image_id": 2, "category_id": 1, "bbox": [0, 0, 5, 5]},  # image not in the store
+        ],
+    }
+    path = tmp_path / "train_all.json"
+    path.write_text(json.dumps(coco))
+    q = region_target_quality(store, path, text, ["a", "b", "c"], novel=["b", "c"])
+    assert q == {
+        "base": {"objects": 2, "recall": 0.5, "teacher_top1": 1.0},
+        "novel": {"objects": 2, "recall": 0.5, "teacher_top1": 0.0},
+    }
+
+
 def test_distill_losses_were_logged(report):
     import json
 

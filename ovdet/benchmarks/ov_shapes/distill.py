@@ -11,6 +11,12 @@ beyond ViLD-text, for the seed being run:
 * the caption text tower (:func:`prepare_caption_encoder`): HierKD's global level contrasts
   image embeddings with the teacher's text embeddings of the image captions.
 
+The quality of the region targets is measured once per store (:func:`region_target_quality`,
+saved as ``teacher_regions/quality.json`` and copied into the report): the proposals' recall of
+the base and novel training objects (which are present, unannotated, in ``train_base``), and the
+teacher's top-1 class on the best proposal of each recalled object. These two numbers bound
+what distillation can teach about novel classes.
+
 ``vild_text`` must therefore run before these methods in the same benchmark run (the
 method order of ``--methods`` is kept; a missing ViLD-text model is an error that says so).
 """
@@ -53,6 +59,83 @@ def _vild_text_model(ctx: MethodContext, cfg):
     return model.to(torch.device(ctx.device)).eval(), weights
 
 
+QUALITY_FILE = "quality.json"
+
+
+def region_target_quality(
+    store,
+    coco_json: str | Path,
+    class_embeddings: Any,
+    class_names: list[str],
+    novel: list[str],
+    iou: float = 0.5,
+) -> dict[str, dict[str, float | int]]:
+    """How good the stored region targets are, for base and novel objects.
+
+    For every annotated object of ``coco_json`` (use the *all-class* training annotations: the
+    store's images are the training images, where novel objects are present but unlabelled):
+
+    - recalled: some stored proposal has IoU >= ``iou`` with it;
+    - teacher correct: the teacher embedding of its best-overlapping proposal is closest (cosine)
+      to the object's class text embedding among ``class_embeddings``.
+
+    Args:
+        store: a :class:`~ovdet.teacher.store.RegionEmbeddingStore` (boxes in original pixels).
+        coco_json: COCO annotations of the store's images (all classes).
+        class_embeddings: (C, D) class text embeddings, rows named by ``class_names``.
+        class_names: C names (COCO category names).
+        novel: names of the novel classes.
+        iou: recall threshold.
+
+    Returns:
+        ``{"base"|"novel": {"objects", "recall", "teacher_top1"}}``; ``teacher_top1`` is over
+        the recalled objects (None when none is recalled).
+    """
+    import json
+
+    import torch
+    import torch.nn.functional as F
+    from detectron2.structures import Boxes, pairwise_iou
+
+    data = json.loads(Path(coco_json).read_text(encoding="utf-8"))
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    row = {name: i for i, name in enumerate(class_names)}
+    missing = sorted({n for n in names.values() if n not in row})
+    if missing:
+        raise ValueError(f"region_target_quality: classes {missing} have no text embedding")
+    text = F.normalize(torch.as_tensor(class_embeddings).float(), dim=-1)
+    novel_set = set(novel)
+    per_image: dict[Any, list[dict]] = {}
+    for ann in data["annotations"]:
+        per_image.setdefault(ann["image_id"], []).append(ann)
+    counts = {g: [0, 0, 0] for g in ("base", "novel")}  # objects, recalled, teacher correct
+    for image_id, anns in per_image.items():
+        target = store.get(image_id) if image_id in store else None
+        groups = ["novel" if names[a["category_id"]] in novel_set else "base" for a in anns]
+        for g in groups:
+            counts[g][0] += 1
+        if target is None or len(target["boxes"]) == 0:
+            continue
+        gt = torch.tensor(
+            [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in anns)], dtype=torch.float32
+        )
+        best_iou, best = pairwise_iou(Boxes(gt), Boxes(target["boxes"].float())).max(dim=1)
+        emb = F.normalize(target["embeddings"].float()[best], dim=-1)
+        top1 = (emb @ text.T).argmax(dim=1)
+        for a, g, overlap, cls in zip(anns, groups, best_iou.tolist(), top1.tolist()):
+            if overlap >= iou:
+                counts[g][1] += 1
+                counts[g][2] += int(cls == row[names[a["category_id"]]])
+    return {
+        g: {
+            "objects": n,
+            "recall": round(r / n, 4) if n else None,
+            "teacher_top1": round(c / r, 4) if r else None,
+        }
+        for g, (n, r, c) in counts.items()
+    }
+
+
 def prepare_region_targets(ctx: MethodContext, cfg) -> None:
     """Extract (or reuse) the seed's region store and point the training mapper at it."""
     from detectron2.data import DatasetCatalog
@@ -85,6 +168,25 @@ def prepare_region_targets(ctx: MethodContext, cfg) -> None:
         DatasetCatalog.get(name), teacher, proposals, store, top_m=TOP_M, progress=False
     )
     logger.info("region targets for %s: %s", ctx.name, summary)
+    quality_file = store_dir / QUALITY_FILE
+    if not quality_file.is_file():
+        from ovdet.benchmarks.ov_shapes.data import (
+            ov_shapes_class_embeddings,
+            ov_shapes_class_names,
+            split_files,
+        )
+        from ovdet.teacher.store import write_json_atomic
+
+        root = cfg.ov_shapes.root
+        quality = region_target_quality(
+            store,
+            split_files(root)["train_all"],
+            ov_shapes_class_embeddings(root, cfg.ov_shapes.embeddings, "all"),
+            ov_shapes_class_names(root, "all"),
+            ov_shapes_class_names(root, "novel"),
+        )
+        write_json_atomic(quality_file, quality)
+        logger.info("region target quality (recall@0.5, teacher top-1): %s", quality)
     cfg.ov_shapes.teacher_store = str(store_dir)
 
 

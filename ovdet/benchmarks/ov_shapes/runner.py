@@ -408,7 +408,9 @@ def run_benchmark(
 
     Returns:
         The report: ``benchmark``, ``version``, ``settings``, ``environment``, ``data``,
-        ``teacher`` (``per_seed`` zero-shot top-1 base / novel / all, ``mean``, ``std``),
+        ``teacher`` (``per_seed`` zero-shot top-1 base / novel / all, and when a distillation
+        method ran, ``region_targets``: proposal recall and teacher top-1 on the stored
+        regions, base / novel; ``mean``, ``std``),
         ``methods`` (per method: ``description``, ``config``, ``per_seed`` AP50 base / novel /
         all (+ AP), ``mean``, ``std``), ``time_s`` (per stage and ``total``), ``memory_mb``
         (peak RSS of this process and of its children, peak CUDA memory) and ``demo_export``
@@ -510,6 +512,10 @@ def _run(
                         command=s.export_command,
                         metrics={"teacher": t_result, "vild_text": result},
                     )
+
+        quality = seed_dir / "teacher_regions" / "quality.json"
+        if quality.is_file():  # written when a distillation method extracted region targets
+            t_result["region_targets"] = json.loads(quality.read_text(encoding="utf-8"))
 
     teacher_keys = ("top1_base", "top1_novel", "top1_all")
     method_keys = ("AP50_base", "AP50_novel", "AP50", "AP")
