@@ -104,3 +104,22 @@ def test_distill_losses_were_logged(report):
     for method, key in keys.items():
         lines = (out / "seed0" / method / "metrics.json").read_text().splitlines()
         assert any(key in json.loads(line) for line in lines), method
+
+
+def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "probe_ov_shapes.py"
+    spec = importlib.util.spec_from_file_location("probe_ov_shapes", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    out, _ = report
+    probe.main(["--run", str(out), "--method", "vild_ensemble", "--grid", "inf:0.6667,0.01:0.5"])
+    result = json.loads(capsys.readouterr().out)
+    for head in ("text", "image"):
+        for group in ("base", "novel"):
+            assert 0.0 <= result["region_top1"][head][group] <= 1.0
+    assert [(r["tau"], r["lam"]) for r in result["ensemble"]] == [("inf", 0.6667), (0.01, 0.5)]
+    assert all(0.0 <= r["AP50_novel"] <= 100.0 for r in result["ensemble"])
