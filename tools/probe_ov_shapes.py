@@ -7,6 +7,10 @@ Two measurements on the val split of an ``ovdet bench ov-shapes`` run folder, pr
   class text embeddings of all classes, no background), base / novel top-1 accuracy. For a
   ViLD-ensemble model both the text head and the (distilled) image head are probed. This
   separates *what the embeddings know* from *how the detector scores proposals*.
+* ``class_agnostic``: the detector's own detections (its test settings) evaluated with
+  pycocotools ``useCats=0``: box AP50 when every class counts as one, and the recall of base /
+  novel val objects (IoU >= 0.5, any detection). This separates *finding and localising* the
+  objects from *naming* them.
 * ``ensemble`` (ViLD-ensemble models, with ``--grid``): box AP50 base / novel for other
   inference settings of the same weights, ``TAU:LAM`` pairs (image-head temperature, lambda);
   ``TAU`` = ``inf`` gives the text head alone (a flat image-head distribution changes no
@@ -109,6 +113,64 @@ def region_top1(cfg, model, root: Path) -> dict[str, dict[str, float]]:
 
 
 @torch.no_grad()
+def class_agnostic(cfg, model, root: Path) -> dict[str, float]:
+    """Class-agnostic AP50 (pycocotools useCats=0) and base / novel recall at IoU 0.5."""
+    import contextlib
+    import io
+
+    import numpy as np
+    from detectron2.structures import pairwise_iou
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    val_json = split_files(root)["val"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(val_json))
+    novel = set(ov_shapes_class_names(root, "novel"))
+    is_novel = {c["id"]: c["name"] in novel for c in gt.dataset["categories"]}
+    any_cat = gt.dataset["categories"][0]["id"]
+    results, hits = [], {"base": [0, 0], "novel": [0, 0]}
+    for (x,) in instantiate(cfg.dataloader.test):
+        inst = model([x])[0]["instances"].to("cpu")
+        boxes = inst.pred_boxes.tensor
+        for box, score in zip(boxes.tolist(), inst.scores.tolist()):
+            x0, y0, x1, y1 = box
+            results.append(
+                {
+                    "image_id": x["image_id"],
+                    "category_id": any_cat,
+                    "bbox": [x0, y0, x1 - x0, y1 - y0],
+                    "score": score,
+                }
+            )
+        anns = gt.imgToAnns.get(x["image_id"], [])
+        if not anns:
+            continue
+        gt_boxes = torch.tensor([[a, b, a + w, b + h] for a, b, w, h in (t["bbox"] for t in anns)])
+        best = (
+            pairwise_iou(Boxes(gt_boxes), Boxes(boxes)).max(dim=1).values
+            if len(boxes)
+            else torch.zeros(len(anns))
+        )
+        for ann, overlap in zip(anns, best.tolist()):
+            slot = hits["novel" if is_novel[ann["category_id"]] else "base"]
+            slot[0] += 1
+            slot[1] += int(overlap >= 0.5)
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev = COCOeval(gt, gt.loadRes(results), "bbox") if results else None
+        if ev is not None:
+            ev.params.useCats = 0
+            ev.evaluate()
+            ev.accumulate()
+            ev.summarize()
+    ap50 = float(ev.stats[1]) * 100 if ev is not None else 0.0
+    out = {"AP50": round(ap50, 2) if np.isfinite(ap50) else None}
+    for group, (n, c) in hits.items():
+        out[f"recall_{group}"] = round(c / n, 4) if n else None
+    return out
+
+
+@torch.no_grad()
 def ensemble_grid(cfg, model, grid: list[tuple[float, float]]) -> list[dict[str, float]]:
     head = getattr(model.roi_heads.box_predictor, "image_head", None)
     if head is None:
@@ -145,6 +207,7 @@ def main(argv=None) -> None:
     cfg, model = load_model(run, args.seed, args.method, args.opts)
     report = {"run": str(run), "seed": args.seed, "method": args.method}
     report["region_top1"] = region_top1(cfg, model, run / "data")
+    report["class_agnostic"] = class_agnostic(cfg, model, run / "data")
     if args.grid:
         grid = [tuple(float(v) for v in item.split(":")) for item in args.grid.split(",")]
         report["ensemble"] = ensemble_grid(cfg, model, grid)

@@ -121,5 +121,8 @@ def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
     for head in ("text", "image"):
         for group in ("base", "novel"):
             assert 0.0 <= result["region_top1"][head][group] <= 1.0
+    agnostic = result["class_agnostic"]
+    assert 0.0 <= agnostic["recall_base"] <= 1.0 and 0.0 <= agnostic["recall_novel"] <= 1.0
+    assert agnostic["AP50"] is None or 0.0 <= agnostic["AP50"] <= 100.0
     assert [(r["tau"], r["lam"]) for r in result["ensemble"]] == [("inf", 0.6667), (0.01, 0.5)]
     assert all(0.0 <= r["AP50_novel"] <= 100.0 for r in result["ensemble"])
