@@ -61,6 +61,8 @@ def load_model(run: Path, seed: int, method: str, overrides: list[str]):
     if "teacher_store" in cfg.ov_shapes:
         cfg.ov_shapes.teacher_store = str(seed_dir / "teacher_regions")
     cfg.dataloader.test.num_workers = 0
+    if "distillers" in cfg.model:
+        cfg.model.distillers = []  # training-only (HierKD's needs the teacher's text tower)
     cfg = LazyConfig.apply_overrides(cfg, overrides)
     model = instantiate(cfg.model).eval()
     DetectionCheckpointer(model).load(str(weights))
