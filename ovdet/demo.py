@@ -36,16 +36,6 @@ def _names(text: str) -> list[str]:
     return [n.strip() for n in text.split(",") if n.strip()]
 
 
-def _device(spec: str) -> str:
-    import torch
-
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {spec}: CUDA is not available on this machine")
-    return spec
-
-
 def run_demo(
     out: str | Path,
     *,
@@ -91,7 +81,9 @@ def run_demo(
     if num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {num_images}")
     out = Path(out)
-    device = _device(device)
+    from ovdet.utils.device import resolve_device
+
+    device = resolve_device(device)
     bundle = load_demo_assets(assets, device=device)
     manifest = bundle.manifest
 

@@ -51,6 +51,7 @@ from ovdet.teacher.proposals import (
 )
 from ovdet.teacher.region_teacher import CLIPRegionTeacher
 from ovdet.teacher.store import RegionEmbeddingStore, normalize_image_id, write_json_atomic
+from ovdet.utils.device import resolve_device
 
 __all__ = [
     "build_proposal_model",
@@ -461,12 +462,9 @@ def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
 
 
 def _device(spec: Optional[str]) -> str:
-    if spec is None:
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    spec = resolve_device(spec)
     if spec == "cuda" and comm.get_world_size() > 1:
         return f"cuda:{comm.get_local_rank()}"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {spec}: CUDA is not available; use --device cpu")
     return spec
 
 

@@ -63,6 +63,7 @@ from ovdet.teacher.small_clip import (
     save_small_clip,
 )
 from ovdet.teacher.zero_shot import class_text_embeddings, encode_images, zero_shot_accuracy
+from ovdet.utils.device import resolve_device
 
 __all__ = [
     "CAPTION_TEMPLATES",
@@ -541,12 +542,6 @@ class PretrainConfig:
     templates: tuple[str, ...] = field(default=CAPTION_TEMPLATES)
 
 
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(spec)
-
-
 def _num_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -677,7 +672,7 @@ def pretrain_clip(
     if not 0.0 <= cfg.image_ratio < 1.0:
         raise ValueError(f"image_ratio must be in [0, 1), got {cfg.image_ratio}")
     t_start = time.perf_counter()
-    device = _device(cfg.device)
+    device = torch.device(resolve_device(cfg.device))
     cores = _num_cores()
     threads = cfg.threads or max(1, cores // 2)
     workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(1, cores // 2))

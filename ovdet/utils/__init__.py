@@ -1,1 +1,1 @@
-"""Small shared utilities (image reading, visualisation)."""
+"""Small shared utilities (image reading, visualisation, device choice)."""

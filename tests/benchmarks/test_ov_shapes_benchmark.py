@@ -19,18 +19,6 @@ from ovdet.benchmarks.ov_shapes.data import ov_shapes_dataset, prepare_external_
 from ovdet.benchmarks.ov_shapes.methods import resolve_methods
 from ovdet.cli import main as cli
 
-TINY = dict(
-    num_train=16,
-    num_val=8,
-    image_size=96,
-    teacher_steps=5,
-    teacher_batch_size=32,
-    det_iters=4,
-    det_batch_size=2,
-    num_workers=0,
-    threads=1,
-    progress=False,
-)
 METHOD_KEYS = {"AP50_base", "AP50_novel", "AP50", "AP"}
 
 
@@ -39,7 +27,7 @@ def _finite(x) -> bool:
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, tiny_bench):
     out = tmp_path_factory.mktemp("bench")
     seen = []
 
@@ -56,7 +44,7 @@ def tiny_run(tmp_path_factory):
         methods=["vild_text", "oracle", custom],
         export_demo=out / "assets",
         export_command="pytest tiny run",
-        **TINY,
+        **tiny_bench,
     )
     return out, run_benchmark(settings), seen
 
@@ -90,13 +78,13 @@ def test_custom_method_prepare_runs(tiny_run):
     assert ctx.embeddings.with_name("class_embeddings.names.txt").is_file()
 
 
-def test_rerun_reuses_finished_work_and_redoes_changed_or_torn(tiny_run, tmp_path):
+def test_rerun_reuses_finished_work_and_redoes_changed_or_torn(tiny_run, tiny_bench, tmp_path):
     out, rep, _ = tiny_run
     run = tmp_path / "moved_run"
     shutil.copytree(out / "run", run)  # a moved run folder keeps its results
     logs = []
     again = run_benchmark(
-        BenchmarkSettings(out=run, methods=["vild_text", "oracle"], **TINY), log=logs.append
+        BenchmarkSettings(out=run, methods=["vild_text", "oracle"], **tiny_bench), log=logs.append
     )
     assert any("reusing the teacher" in line for line in logs)
     assert again["teacher"]["per_seed"] == rep["teacher"]["per_seed"]
@@ -106,7 +94,9 @@ def test_rerun_reuses_finished_work_and_redoes_changed_or_torn(tiny_run, tmp_pat
 
     (run / "seed0" / "oracle" / "result.json").write_text("{")  # torn by a crash
     changed = run_benchmark(
-        BenchmarkSettings(out=run, methods=["vild_text", "oracle"], **{**TINY, "det_iters": 2})
+        BenchmarkSettings(
+            out=run, methods=["vild_text", "oracle"], **{**tiny_bench, "det_iters": 2}
+        )
     )
     for name in ("vild_text", "oracle"):  # changed config (and torn result): trained again
         (result,) = changed["methods"][name]["per_seed"]

@@ -16,21 +16,12 @@ DISTILL = ["vild", "vild_ensemble", "rkd", "hierkd", "rkd_hierkd"]
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, tiny_bench):
     out = tmp_path_factory.mktemp("bench_distill")
     settings = BenchmarkSettings(
         out=out / "run",
         methods=["vild_text", *DISTILL],
-        num_train=12,
-        num_val=6,
-        image_size=96,
-        teacher_steps=4,
-        teacher_batch_size=32,
-        det_iters=3,
-        det_batch_size=2,
-        num_workers=0,
-        threads=1,
-        progress=False,
+        **{**tiny_bench, "num_train": 12, "num_val": 6, "teacher_steps": 4, "det_iters": 3},
     )
     return out / "run", run_benchmark(settings)
 

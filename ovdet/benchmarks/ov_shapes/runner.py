@@ -17,7 +17,9 @@ a method whose ``<method>/result.json`` records the same resolved config, teache
 and class embeddings is not trained again (the region store resumes on its own). A killed run
 therefore loses at most the stage it was in, and seeds can run as separate processes on one
 ``out`` (``--seeds 0`` and ``--seeds 1`` side by side, then ``--seeds 0,1`` to write the
-combined report from the finished runs).
+combined report from the finished runs). The keys cover settings, configs and input files,
+not ovdet's code: after changing the code a method depends on, use a fresh ``out`` (or delete
+that method's ``result.json``).
 
 Layout of ``out``::
 
@@ -52,6 +54,7 @@ from ovdet.benchmarks.ov_shapes.data import (
 )
 from ovdet.benchmarks.ov_shapes.methods import MethodContext, MethodSpec, resolve_methods
 from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
+from ovdet.utils.device import resolve_device
 
 __all__ = ["BenchmarkSettings", "run_benchmark", "summarise"]
 
@@ -123,14 +126,6 @@ class BenchmarkSettings:
             out[key] = None if out[key] is None else str(out[key])
         out["seeds"] = list(self.seeds)
         return out
-
-
-def _device(spec: str) -> str:
-    if spec == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"--device {spec}: CUDA is not available on this machine")
-    return spec
 
 
 def _finite(x: Any) -> float | None:
@@ -428,7 +423,7 @@ def run_benchmark(
             raise ValueError("--export-demo needs the 'vild_text' method among --methods")
         if s.data is not None:
             raise ValueError("--export-demo makes OV-Shapes demo assets: not with --data")
-    device = _device(s.device)
+    device = resolve_device(s.device)
     out = Path(s.out).absolute()
     out.mkdir(parents=True, exist_ok=True)
     if device.startswith("cuda"):

@@ -39,8 +39,8 @@ class ViLDEnsembleBoxHead(nn.Module):
     distillation loss then trains only the image head, never the shared backbone / FPN, and
     the text head and the RPN train exactly as in ViLD-text. This is a deviation from the
     paper (whose image head also trains the backbone) for short schedules from scratch, where
-    the distillation gradient through the shared features was measured to cost base and
-    novel AP (OV-Shapes, README); the paper's behaviour is the default.
+    the distillation gradient through the shared features cost the text head AP on OV-Shapes
+    (one seed; README); the paper's behaviour is the default.
 
     Args:
         text_head: the ViLD-text box head (e.g. ``FastRCNNConvFCHead``).
@@ -70,9 +70,16 @@ class ViLDEnsembleBoxHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(R, C, P, P) pooled features -> (R, text_size + image_size) box features."""
         text = torch.flatten(self.text_head(x), start_dim=1)
+        return torch.cat([text, self.image_features(x)], dim=1)
+
+    def image_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, C, P, P) pooled features -> (R, image_size) features of the image head only.
+
+        Region distillation embeds its regions with this (the text head's output would be
+        thrown away).
+        """
         image = self.image_head(x.detach() if self.detach_image_input else x)
-        image = torch.flatten(image, start_dim=1)
-        return torch.cat([text, image], dim=1)
+        return torch.flatten(image, start_dim=1)
 
     def extra_repr(self) -> str:
         return f"detach_image_input={self.detach_image_input}"

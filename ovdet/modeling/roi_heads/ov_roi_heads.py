@@ -104,11 +104,14 @@ class OVStandardROIHeads(_VocabularyMixin, StandardROIHeads):
             boxes: N :class:`Boxes`, image-coordinate XYXY boxes of each image.
 
         Returns:
-            (sum_i R_i, D) L2-normalised region embeddings, images concatenated in order.
+            (sum_i R_i, D) L2-normalised region embeddings, images concatenated in order (for
+            a :class:`~ovdet.modeling.roi_heads.ViLDEnsembleBoxHead`, the image head's).
         """
-        feats = [features[f] for f in self.box_in_features]
-        x = self.box_head(self.box_pooler(feats, boxes))
-        return self.box_predictor.embed(x)
+        pooled = self.box_pooler([features[f] for f in self.box_in_features], boxes)
+        image_features = getattr(self.box_head, "image_features", None)
+        if image_features is not None:  # ViLD-ensemble: only the image branch is distilled
+            return self.box_predictor.image_head.embed(image_features(pooled))
+        return self.box_predictor.embed(self.box_head(pooled))
 
 
 @ROI_HEADS_REGISTRY.register()
