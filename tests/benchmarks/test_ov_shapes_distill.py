@@ -117,3 +117,30 @@ def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
     assert agnostic["AP50"] is None or 0.0 <= agnostic["AP50"] <= 100.0
     assert [(r["tau"], r["lam"]) for r in result["ensemble"]] == [("inf", 0.6667), (0.01, 0.5)]
     assert all(0.0 <= r["AP50_novel"] <= 100.0 for r in result["ensemble"])
+
+
+def test_ensemble_image_temperature_is_the_teachers(report, tmp_path):
+    """The bench sets ViLD-ensemble's tau_image = 1 / the teacher's learnt logit scale."""
+    from detectron2.config import LazyConfig
+
+    from ovdet.benchmarks.ov_shapes.distill import (
+        prepare_ensemble_temperature,
+        teacher_temperature,
+    )
+    from ovdet.benchmarks.ov_shapes.methods import MethodContext
+    from ovdet.teacher.small_clip import load_small_clip
+
+    out, _ = report
+    checkpoint = out / "seed0" / "teacher" / "teacher.pt"
+    scale = float(load_small_clip(checkpoint, device="cpu").model.logit_scale.exp())
+    assert teacher_temperature(checkpoint) == pytest.approx(1.0 / scale, rel=1e-6)
+    ctx = MethodContext("vild_ensemble", 0, out / "data", checkpoint, out, tmp_path, "cpu", 96)
+    for name, expected in (("vild_ensemble", 1.0 / scale), ("vild", None)):
+        cfg = LazyConfig.load(str(BUILTIN_METHODS[name].config_path()))
+        prepare_ensemble_temperature(ctx, cfg)
+        tau = cfg.model.roi_heads.box_predictor.get("image_temperature")
+        assert tau == (None if expected is None else pytest.approx(expected, rel=1e-4)), name
+    cfg = LazyConfig.load(str(BUILTIN_METHODS["vild_ensemble"].config_path()))
+    cfg.model.roi_heads.box_predictor.image_temperature = 0.01
+    prepare_ensemble_temperature(ctx, cfg)
+    assert cfg.model.roi_heads.box_predictor.image_temperature == 0.01

@@ -114,6 +114,24 @@ def test_base_mask_api():
         predictor.set_class_names(["a", "b", "c"])
 
 
+def test_image_temperature_sets_the_default_image_head():
+    def build(**kwargs):
+        classifier = TextEmbeddingClassifier(input_shape=4, train_embeddings=torch.randn(3, 2))
+        return OVEnsembleOutputLayers(
+            4,
+            box2box_transform=Box2BoxTransform(weights=(10, 10, 5, 5)),
+            classifier=classifier,
+            **kwargs,
+        )
+
+    assert build().image_head.temperature == 0.01  # ViLD's value (1 / OpenAI CLIP's scale)
+    head = build(image_temperature=0.05).image_head
+    assert head.temperature == 0.05 and head.proj.in_features == 4 and head.proj.out_features == 2
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="image_temperature must be a positive number"):
+            build(image_temperature=bad)
+
+
 @pytest.mark.parametrize("separate_box_head", [True, False])
 def test_ovrcnn_ensemble_from_config_trains_image_head_and_infers(
     tiny_fpn_config, model_config_dir, make_batch, fake_encoder, separate_box_head

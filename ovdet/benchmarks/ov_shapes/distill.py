@@ -24,6 +24,7 @@ method order of ``--methods`` is kept; a missing ViLD-text model is an error tha
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,30 @@ def prepare_distillation(ctx: MethodContext, cfg: Any) -> None:
         prepare_region_targets(ctx, cfg)
     if CaptionDistiller in targets:
         prepare_caption_encoder(ctx, cfg)
+    prepare_ensemble_temperature(ctx, cfg)
+
+
+def teacher_temperature(checkpoint: str | Path) -> float:
+    """1 / logit scale of a small-CLIP teacher checkpoint: the temperature of its similarities."""
+    from ovdet.teacher.small_clip import load_small_clip
+
+    clip = load_small_clip(checkpoint, device="cpu")
+    scale = float(clip.model.logit_scale.detach().exp())
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"teacher {checkpoint}: logit scale {scale} is not a positive number")
+    return 1.0 / scale
+
+
+def prepare_ensemble_temperature(ctx: MethodContext, cfg: Any) -> None:
+    """ViLD-ensemble: image-head temperature = 1 / the teacher's logit scale, unless set.
+
+    ViLD's tau_image = 0.01 is the inverse of OpenAI CLIP's logit scale (100); the benchmark's
+    small CLIP learns its own scale (about 20), so the paper's rule gives 1 / 20, not 0.01.
+    """
+    from ovdet.modeling.roi_heads import OVEnsembleOutputLayers
+
+    predictor = cfg.model.roi_heads.box_predictor
+    if predictor._target_ is not OVEnsembleOutputLayers or "image_temperature" in predictor:
+        return
+    predictor.image_temperature = round(teacher_temperature(ctx.teacher_checkpoint), 6)
+    logger.info("%s: image-head temperature %.4g (teacher)", ctx.name, predictor.image_temperature)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Sequence
 
 import torch
@@ -72,6 +73,7 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         input_shape: ShapeSpec | int,
         *,
         image_head: nn.Module | None = None,
+        image_temperature: float = 0.01,
         image_input_size: int | None = None,
         base_names: Collection[str] | None = None,
         test_is_base: Sequence[bool] | torch.Tensor | None = None,
@@ -83,7 +85,12 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
                 output, or its text part when ``image_input_size`` is set).
             image_head: a :class:`~ovdet.modeling.distill.ViLDEnsembleHead` (``embed``,
                 ``image_probs``, and ``forward(x, text_probs, class_embeddings, is_base)``);
-                default: ``ViLDEnsembleHead(in_features, D)`` with tau = 0.01, lam = 2/3.
+                default: ``ViLDEnsembleHead(in_features, D, temperature=image_temperature)``,
+                lam = 2/3.
+            image_temperature: tau_image of the default image head. ViLD uses 0.01, i.e. the
+                inverse of OpenAI CLIP's logit scale (100); for another teacher use the inverse
+                of *its* logit scale, the temperature its image-text similarities were trained
+                with (``ovdet bench ov-shapes`` does so for its small CLIP).
             image_input_size: number of trailing feature columns that belong to a separate
                 image box head (:class:`~ovdet.modeling.roi_heads.ViLDEnsembleBoxHead`);
                 None: the image head reads the same features as the text head.
@@ -102,7 +109,16 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
             )
         self.image_input_size = None if image_input_size is None else int(image_input_size)
         if image_head is None:
-            image_head = ViLDEnsembleHead(self.image_input_size or self.text_input_size, embed_dim)
+            if not (math.isfinite(image_temperature) and image_temperature > 0):
+                raise ValueError(
+                    "OVEnsembleOutputLayers: image_temperature must be a positive number, got "
+                    f"{image_temperature}"
+                )
+            image_head = ViLDEnsembleHead(
+                self.image_input_size or self.text_input_size,
+                embed_dim,
+                temperature=float(image_temperature),
+            )
         for name in ("embed", "image_probs"):
             if not callable(getattr(image_head, name, None)):
                 raise TypeError(
