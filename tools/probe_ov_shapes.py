@@ -15,11 +15,19 @@ Two measurements on the val split of an ``ovdet bench ov-shapes`` run folder, pr
   inference settings of the same weights, ``TAU:LAM`` pairs (image-head temperature, lambda);
   ``TAU`` = ``inf`` gives the text head alone (a flat image-head distribution changes no
   ranking within a class).
+* ``teacher_ensemble`` (any model, with ``--teacher-grid``): the ViLD-ensemble rule with the
+  CLIP **teacher itself** as the image head: the model's text-head probabilities of each
+  proposal mixed with the teacher's classification of that proposal's crops (1.0x and 1.5x),
+  at the given ``TAU:LAM`` pairs. A distilled image head can at best match its teacher, so this
+  is the ceiling of what distilling this teacher can add to this text head (ViLD's "CLIP on
+  cropped regions", combined with the detector's scores).
 
 Example::
 
     python tools/probe_ov_shapes.py --run out/ov_shapes --seed 0 --method vild_ensemble \\
         --grid inf:0.6667,0.01:0.6667,0.0625:0.5
+    python tools/probe_ov_shapes.py --run out/ov_shapes --seed 0 --method vild_text \\
+        --teacher-grid 0.05:0.6667
 
 Trusted input: the method's LazyConfig file is executed Python.
 """
@@ -195,12 +203,84 @@ def ensemble_grid(cfg, model, grid: list[tuple[float, float]]) -> list[dict[str,
     return rows
 
 
+@torch.no_grad()
+def teacher_ensemble_grid(
+    cfg, model, teacher_checkpoint: Path, root: Path, grid: list[tuple[float, float]]
+) -> list[dict[str, float]]:
+    """Box AP50 base / novel with the teacher's crop classification as the image head."""
+    from ovdet.modeling.distill.ensemble import vild_ensemble_scores
+    from ovdet.teacher.region_teacher import CLIPRegionTeacher
+    from ovdet.teacher.small_clip import load_small_clip
+
+    clip = load_small_clip(teacher_checkpoint, device="cpu")
+    teacher = CLIPRegionTeacher(clip.model, clip.preprocess, scales=(1.0, 1.5), device="cpu")
+    predictor = model.roi_heads.box_predictor
+    names = ov_shapes_class_names(root, "all")
+    base = set(ov_shapes_class_names(root, "base"))
+    is_base = torch.tensor([n in base for n in names])
+    classes = F.normalize(predictor.get_vocabulary().float(), dim=-1)
+    state: dict = {}
+    text_only = getattr(predictor, "text_probs", None)
+    patched = {"predict_probs": predictor.predict_probs, "inference": model.inference}
+    if text_only is not None:  # ViLD-ensemble model: use its text head alone
+        patched["ensemble_probs"] = predictor.ensemble_probs
+        predictor.ensemble_probs = lambda x, logits: text_only(logits)
+
+    def inference(batched_inputs, *args, **kwargs):
+        # detectron2 inputs are BGR CHW; the teacher crops RGB HWC uint8 images
+        state["images"] = [
+            x["image"].flip(0).permute(1, 2, 0).contiguous().numpy() for x in batched_inputs
+        ]
+        return patched["inference"](batched_inputs, *args, **kwargs)
+
+    def predict_probs(predictions, proposals):
+        out = []
+        for image, props, probs in zip(
+            state["images"], proposals, patched["predict_probs"](predictions, proposals)
+        ):
+            emb = teacher.embed(image, props.proposal_boxes.tensor.cpu()).to(probs)
+            image_probs = (emb @ classes.to(probs).T / state["tau"]).softmax(dim=-1)
+            fg = vild_ensemble_scores(probs[:, :-1], image_probs, is_base, state["lam"])
+            out.append(torch.cat([fg, probs[:, -1:]], dim=1))
+        return out
+
+    model.inference, predictor.predict_probs = inference, predict_probs
+    loader = instantiate(cfg.dataloader.test)
+    rows = []
+    try:
+        for tau, lam in grid:
+            state["tau"], state["lam"] = tau, lam
+            evaluator = instantiate(cfg.dataloader.evaluator)
+            bbox = inference_on_dataset(model, loader, evaluator)["bbox"]
+            rows.append(
+                {
+                    "tau": tau,
+                    "lam": lam,
+                    "AP50_base": round(bbox["AP50_base"], 2),
+                    "AP50_novel": round(bbox["AP50_novel"], 2),
+                }
+            )
+    finally:
+        model.inference = patched["inference"]
+        predictor.predict_probs = patched["predict_probs"]
+        if "ensemble_probs" in patched:
+            predictor.ensemble_probs = patched["ensemble_probs"]
+    return rows
+
+
+def _grid(text: str) -> list[tuple[float, float]]:
+    return [tuple(float(v) for v in item.split(":")) for item in text.split(",")]
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", required=True, help="ovdet bench ov-shapes --out folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", required=True, help="e.g. vild_text, vild_ensemble")
     parser.add_argument("--grid", default="", help="TAU:LAM,... (ensemble inference settings)")
+    parser.add_argument(
+        "--teacher-grid", default="", help="TAU:LAM,... with the teacher as the image head"
+    )
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("opts", nargs="*", help="config overrides key=value")
     args = parser.parse_args(argv)
@@ -211,8 +291,12 @@ def main(argv=None) -> None:
     report["region_top1"] = region_top1(cfg, model, run / "data")
     report["class_agnostic"] = class_agnostic(cfg, model, run / "data")
     if args.grid:
-        grid = [tuple(float(v) for v in item.split(":")) for item in args.grid.split(",")]
-        report["ensemble"] = ensemble_grid(cfg, model, grid)
+        report["ensemble"] = ensemble_grid(cfg, model, _grid(args.grid))
+    if args.teacher_grid:
+        teacher = run / f"seed{args.seed}" / "teacher" / "teacher.pt"
+        report["teacher_ensemble"] = teacher_ensemble_grid(
+            cfg, model, teacher, run / "data", _grid(args.teacher_grid)
+        )
     print(json.dumps(report, indent=2))
 
 

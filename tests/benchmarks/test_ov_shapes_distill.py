@@ -117,6 +117,12 @@ def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
     assert agnostic["AP50"] is None or 0.0 <= agnostic["AP50"] <= 100.0
     assert [(r["tau"], r["lam"]) for r in result["ensemble"]] == [("inf", 0.6667), (0.01, 0.5)]
     assert all(0.0 <= r["AP50_novel"] <= 100.0 for r in result["ensemble"])
+    # the teacher as the image head, on a plain ViLD-text model and on the ensemble's text head
+    for method in ("vild_text", "vild_ensemble"):
+        probe.main(["--run", str(out), "--method", method, "--teacher-grid", "0.05:0.6667"])
+        rows = json.loads(capsys.readouterr().out)["teacher_ensemble"]
+        assert [(r["tau"], r["lam"]) for r in rows] == [(0.05, 0.6667)], method
+        assert 0.0 <= rows[0]["AP50_base"] <= 100.0 and 0.0 <= rows[0]["AP50_novel"] <= 100.0
 
 
 def test_ensemble_image_temperature_is_the_teachers(report, tmp_path):
