@@ -1,13 +1,16 @@
 """ViLD-ensemble on OV-Shapes: text head (CE) + image head (distillation), each with its own
 box head on the shared pooled features, combined at test time with λ = 2/3 (base) / 1/3
-(novel) and image-head temperature 0.01, as in the paper. Trusted input: executed Python.
+(novel), as in the paper. Image-head temperature: ``ovdet bench ov-shapes`` sets
+``model.roi_heads.box_predictor.image_temperature`` to 1 / the teacher's logit scale (ViLD's
+0.01 is 1 / OpenAI CLIP's); with ``ovdet train`` set it yourself (default 0.01).
+Trusted input: executed Python.
 
-Knobs measured on OV-Shapes (README, "Why distillation does not lift novel AP here"):
+Knobs measured on OV-Shapes (README, "OV-Shapes results"):
 
 - ``model.roi_heads.box_head.detach_image_input=True``: the distillation gradient stops at
   the pooled features, so it trains the image head only (not the backbone);
-- inference only: ``model.roi_heads.box_predictor.image_head.temperature`` (the small CLIP
-  teacher's own logit scale is about 16, i.e. 1/16) and ``...image_head.lam``.
+- ``model.distillers.0.objective.weight`` (0.5; 2.0 cost 7.6 novel AP50 on seed 0);
+- inference only: ``model.roi_heads.box_predictor.image_head.lam``.
 """
 
 from detectron2.config import LazyCall as L
