@@ -21,10 +21,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
-import albumentations as A
+# albumentations asks PyPI for its latest version when imported, unless told not to: no
+# network at run time (offline machines otherwise wait on a DNS failure and print a warning).
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
 import numpy as np
 import pycocotools.mask as mask_util
 import torch

@@ -147,3 +147,26 @@ def test_rejects_incompatible_compose():
     compose = A.Compose([A.HorizontalFlip(p=1.0)], bbox_params=A.BboxParams(format="coco"))
     with pytest.raises(ValueError, match="build_albumentations"):
         OVDatasetMapper(is_train=True, augmentations=[], image_format="BGR", albumentations=compose)
+
+
+def test_importing_the_mapper_asks_no_server():
+    """albumentations looks up its latest version online when imported, unless told not to;
+    ovdet imports it with that check off (no network at run time)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, urllib.request\n"
+        "os.environ.pop('NO_ALBUMENTATIONS_UPDATE', None)\n"
+        "calls = []\n"
+        "def offline(*args, **kwargs):\n"
+        "    calls.append(args)\n"
+        "    raise OSError('offline')\n"
+        "urllib.request.urlopen = offline\n"
+        "import ovdet.data.mapper\n"
+        "print(len(calls), os.environ.get('NO_ALBUMENTATIONS_UPDATE'))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert out.stdout.split()[-2:] == ["0", "1"], out.stdout + out.stderr
