@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -115,8 +116,12 @@ class RegionDistiller(nn.Module):
         max_regions: int | None = None,
     ) -> None:
         super().__init__()
-        if max_regions is not None and int(max_regions) < 0:
-            raise ValueError(f"RegionDistiller: max_regions must be >= 0, got {max_regions}")
+        is_count = isinstance(max_regions, Integral) and not isinstance(max_regions, bool)
+        if max_regions is not None and not (is_count and max_regions >= 0):
+            raise ValueError(
+                f"RegionDistiller: max_regions must be an int >= 0 or None (all regions), got "
+                f"{max_regions!r}; in a command-line override, None is written null"
+            )
         if teacher is not None and not callable(teacher):
             raise TypeError(
                 f"RegionDistiller: teacher must be callable (batched_inputs -> list of (M_i, D) "

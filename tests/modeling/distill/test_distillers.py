@@ -331,3 +331,16 @@ def test_real_online_region_teacher(tiny_fpn_config, make_batch):
         _student_embeddings(model, plain), torch.cat(teacher(plain))
     )["loss_vild_image"]
     assert losses["loss_vild_image"].item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("bad", [-1, "None", 2.5, True])
+def test_region_distiller_rejects_bad_max_regions(bad):
+    with pytest.raises(ValueError, match="max_regions.*null"):
+        RegionDistiller(RKDDistillation(), max_regions=bad)
+
+
+def test_region_distiller_accepts_numpy_ints_and_none():
+    import numpy as np
+
+    assert RegionDistiller(RKDDistillation(), max_regions=np.int64(3)).max_regions == 3
+    assert RegionDistiller(RKDDistillation(), max_regions=None).max_regions is None
