@@ -1,6 +1,6 @@
 """The OV-Shapes distillation methods run end to end at a tiny size: ViLD-text first (its RPN
-gives the proposals), then ViLD, ViLD-ensemble, RKD, HierKD and RKD+HierKD sharing one region
-store of teacher targets."""
+gives the proposals), then ViLD, ViLD-ensemble, RKD, HierKD, RKD+HierKD and RKD-ensemble
+sharing one region store of teacher targets."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ovdet.benchmarks.ov_shapes import BenchmarkSettings, run_benchmark
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
 from ovdet.teacher.store import RegionEmbeddingStore
 
-DISTILL = ["vild", "vild_ensemble", "rkd", "hierkd", "rkd_hierkd"]
+DISTILL = ["vild", "vild_ensemble", "rkd", "hierkd", "rkd_hierkd", "rkd_ensemble"]
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +91,7 @@ def test_distill_losses_were_logged(report):
         "rkd": "loss_rkd_irm",
         "hierkd": "loss_hierkd_global",
         "rkd_hierkd": "loss_hierkd_global",
+        "rkd_ensemble": "loss_rkd_irm",
     }
     for method, key in keys.items():
         lines = (out / "seed0" / method / "metrics.json").read_text().splitlines()
@@ -142,7 +143,11 @@ def test_ensemble_image_temperature_is_the_teachers(report, tmp_path):
     scale = float(load_small_clip(checkpoint, device="cpu").model.logit_scale.exp())
     assert teacher_temperature(checkpoint) == pytest.approx(1.0 / scale, rel=1e-6)
     ctx = MethodContext("vild_ensemble", 0, out / "data", checkpoint, out, tmp_path, "cpu", 96)
-    for name, expected in (("vild_ensemble", 1.0 / scale), ("vild", None)):
+    for name, expected in (
+        ("vild_ensemble", 1.0 / scale),
+        ("rkd_ensemble", 1.0 / scale),
+        ("vild", None),
+    ):
         cfg = LazyConfig.load(str(BUILTIN_METHODS[name].config_path()))
         cfg.model.distillers = []  # the bench's prepare, without re-extracting region targets
         prepare_distillation(ctx, cfg)

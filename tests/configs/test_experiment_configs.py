@@ -81,10 +81,12 @@ DISTILL_CONFIGS = [
     "ov_coco/rkd_r50_fpn_1x.py",
     "ov_coco/hierkd_r50_fpn_1x.py",
     "ov_coco/rkd_hierkd_r50_fpn_1x.py",
+    "ov_coco/rkd_ensemble_r50_fpn_1x.py",
     "ov_lvis/vild_r50_fpn_mask_4x.py",
     "ov_lvis/vild_ensemble_r50_fpn_mask_4x.py",
     "ov_lvis/rkd_r50_fpn_mask_4x.py",
     "ov_lvis/hierkd_r50_fpn_mask_4x.py",
+    "ov_lvis/rkd_ensemble_r50_fpn_mask_4x.py",
 ]
 
 

@@ -153,6 +153,13 @@ BUILTIN_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
             prepare=_prepare_distillation,
             default=False,
         ),
+        "rkd_ensemble": MethodSpec(
+            "rkd_ensemble",
+            "ov_shapes/rkd_ensemble_small.py",
+            "ViLD-ensemble heads, image head trained with RKD (L1 + relationship matching)",
+            prepare=_prepare_distillation,
+            default=False,
+        ),
     }
 )
 
