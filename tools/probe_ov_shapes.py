@@ -51,9 +51,8 @@ from detectron2.evaluation import inference_on_dataset
 from detectron2.structures import Boxes
 
 from ovdet.benchmarks.ov_shapes.data import ov_shapes_class_names, split_files
-from ovdet.benchmarks.ov_shapes.distill import teacher_temperature
+from ovdet.benchmarks.ov_shapes.distill import set_ensemble_temperature
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
-from ovdet.modeling.roi_heads import OVEnsembleOutputLayers
 
 
 def load_model(run: Path, seed: int, method: str, overrides: list[str]):
@@ -73,10 +72,8 @@ def load_model(run: Path, seed: int, method: str, overrides: list[str]):
     cfg.dataloader.test.num_workers = 0
     if "distillers" in cfg.model:
         cfg.model.distillers = []  # training-only (HierKD's needs the teacher's text tower)
-    predictor = cfg.model.roi_heads.box_predictor
-    if predictor._target_ is OVEnsembleOutputLayers and "image_temperature" not in predictor:
-        # as the benchmark trained and tested it: 1 / the teacher's logit scale
-        predictor.image_temperature = teacher_temperature(seed_dir / "teacher" / "teacher.pt")
+    # ensembles: the image-head temperature the benchmark tested with (1 / teacher logit scale)
+    set_ensemble_temperature(cfg, seed_dir / "teacher" / "teacher.pt")
     cfg = LazyConfig.apply_overrides(cfg, overrides)
     model = instantiate(cfg.model).eval()
     DetectionCheckpointer(model).load(str(weights))

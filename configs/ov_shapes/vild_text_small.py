@@ -15,11 +15,12 @@ Fields to set (``key=value`` overrides or ``cfg.ov_shapes.*``):
                           its images at this size)
 
 Schedule: AdamW 1e-3, 100 warmup iterations then cosine, gradient-norm clip 1.0, batch 8,
-1400 iterations: about 25 minutes on one CPU core at 160 px (one compute thread + one data
-worker; see ``ovdet bench ov-shapes --threads``), about 4 minutes on an H100 with three runs
-sharing it. 700 iterations (the default until the benchmark's GPU run) left every detector
-under-trained: ViLD-text gained 25 base / 22 novel AP50 from 700 to 1400 and the distillation
-loss was still falling when the schedule ended (README, "OV-Shapes results").
+1400 iterations: about 15 minutes on a CPU at 160 px with nothing else running (0.63 s/it,
+one compute thread + one data worker; see ``ovdet bench ov-shapes --threads``), about 4
+minutes on an H100 with three runs sharing it. 700 iterations (the default until the
+benchmark's GPU run) left every detector under-trained: ViLD-text gained 25 base / 22 novel
+AP50 from 700 to 1400 and the distillation loss was still falling when the schedule ended
+(README, "OV-Shapes results").
 """
 
 import ovdet  # noqa: F401  (compat layer before detectron2)

@@ -230,15 +230,24 @@ def teacher_temperature(checkpoint: str | Path) -> float:
 
 
 def prepare_ensemble_temperature(ctx: MethodContext, cfg: Any) -> None:
-    """ViLD-ensemble: image-head temperature = 1 / the teacher's logit scale, unless set.
+    """ViLD-ensemble: image-head temperature = 1 / the teacher's logit scale, unless set."""
+    tau = set_ensemble_temperature(cfg, ctx.teacher_checkpoint)
+    if tau is not None:
+        logger.info("%s: image-head temperature %.4g (teacher)", ctx.name, tau)
+
+
+def set_ensemble_temperature(cfg: Any, teacher_checkpoint: str | Path) -> float | None:
+    """Set ``box_predictor.image_temperature`` of a ViLD-ensemble config to 1 / the teacher's
+    logit scale, unless the config sets it; returns the value set (None: nothing changed).
 
     ViLD's tau_image = 0.01 is the inverse of OpenAI CLIP's logit scale (100); the benchmark's
     small CLIP learns its own scale (about 20), so the paper's rule gives 1 / 20, not 0.01.
+    Used by the benchmark before training and by ``tools/probe_ov_shapes.py`` before testing.
     """
     from ovdet.modeling.roi_heads import OVEnsembleOutputLayers
 
     predictor = cfg.model.roi_heads.box_predictor
     if predictor._target_ is not OVEnsembleOutputLayers or "image_temperature" in predictor:
-        return
-    predictor.image_temperature = round(teacher_temperature(ctx.teacher_checkpoint), 6)
-    logger.info("%s: image-head temperature %.4g (teacher)", ctx.name, predictor.image_temperature)
+        return None
+    predictor.image_temperature = round(teacher_temperature(teacher_checkpoint), 6)
+    return predictor.image_temperature
