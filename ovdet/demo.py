@@ -70,9 +70,9 @@ def run_demo(
 
     from detectron2.data import transforms as T
 
-    from ovdet.benchmarks.ov_shapes.assets import load_demo_assets
     from ovdet.data.synthetic import OVShapesConfig, generate_ov_shapes
     from ovdet.evaluation import evaluate_coco_results
+    from ovdet.model_zoo.assets import load_demo_assets
     from ovdet.predictor import OVPredictor
     from ovdet.utils.image import load_image
     from ovdet.utils.visualize import draw_detections

@@ -22,18 +22,11 @@ from detectron2.data import transforms as T
 from ovdet.utils.image import ImageLike, load_image
 
 
-def _test_resize_from_config(cfg) -> T.Augmentation | None:
-    """The test-time resize of ``cfg.dataloader.test.mapper.augmentations``, if present."""
-    try:
-        augs = cfg.dataloader.test.mapper.augmentations
-    except (AttributeError, KeyError):
-        return None
-    from detectron2.config import instantiate
-
-    for aug in augs or []:
-        obj = instantiate(aug) if not isinstance(aug, T.Augmentation) else aug
-        if isinstance(obj, (T.ResizeShortestEdge, T.Resize)):
-            return obj
+def _test_resize(augmentations: list) -> T.Augmentation | None:
+    """The resize among a config's test-time augmentations, if any."""
+    for aug in augmentations:
+        if isinstance(aug, (T.ResizeShortestEdge, T.Resize)):
+            return aug
     return None
 
 
@@ -81,7 +74,7 @@ class OVPredictor:
         weights: str | None = None,
         *,
         overrides: Sequence[str] = (),
-        device: str | None = None,
+        device: str | None = "auto",
         **kwargs,
     ) -> OVPredictor:
         """Build from a LazyConfig (path or loaded config) and a checkpoint path.
@@ -92,13 +85,11 @@ class OVPredictor:
             weights: a detectron2-format checkpoint (``.pth``); ``None`` keeps the model's
                 initialisation (random weights: useful in tests only).
             overrides: ``key=value`` config overrides, e.g. ``("model.roi_heads....=0.3",)``.
-            device: "cuda", "cpu", ...; default CUDA when available.
+            device: "auto" (default: CUDA when available), "cuda", "cpu", ...
         """
-        from detectron2.checkpoint import DetectionCheckpointer
-        from detectron2.config import LazyConfig, instantiate
+        from ovdet.engine.build import load_config, model_from_config, test_augmentations
 
-        cfg = LazyConfig.load(str(config)) if not hasattr(config, "model") else config
-        cfg = LazyConfig.apply_overrides(cfg, list(overrides))
+        cfg = load_config(config, overrides)
         score_thresh = kwargs.get("score_thresh")
         try:
             box_predictor = cfg.model.roi_heads.box_predictor
@@ -108,12 +99,9 @@ class OVPredictor:
             # the model drops boxes below its own test threshold before we see them
             current = box_predictor.get("test_score_thresh", score_thresh)
             box_predictor.test_score_thresh = min(float(current), float(score_thresh))
-        model = instantiate(cfg.model)
-        if weights:
-            DetectionCheckpointer(model).load(str(weights))
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        kwargs.setdefault("resize", _test_resize_from_config(cfg))
-        return cls(model.to(device), device=device, **kwargs)
+        model, cfg = model_from_config(cfg, weights, device=device)
+        kwargs.setdefault("resize", _test_resize(test_augmentations(cfg)))
+        return cls(model, **kwargs)
 
     @property
     def vocabulary(self) -> list[str]:

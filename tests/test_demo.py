@@ -8,9 +8,9 @@ import shutil
 import pytest
 from pycocotools.coco import COCO
 
-from ovdet.benchmarks.ov_shapes.assets import default_assets_dir, verify_assets
 from ovdet.cli import main as cli
 from ovdet.demo import run_demo
+from ovdet.model_zoo.assets import default_assets_dir, verify_assets
 
 
 def test_shipped_assets_are_small_and_intact():

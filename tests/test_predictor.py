@@ -67,7 +67,7 @@ def test_image_kinds_and_vocabulary_switch(predictor):
 def test_detect_cli_vocabulary_from_embedding_file(predictor, tmp_path):
     import argparse
 
-    from ovdet.detect_cli import _set_vocabulary
+    from ovdet.cli.detect import _set_vocabulary
     from ovdet.text import save_class_embeddings
 
     emb = torch.nn.functional.normalize(torch.randn(2, 16), dim=1)

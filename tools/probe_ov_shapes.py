@@ -45,14 +45,14 @@ import ovdet  # noqa: F401  (compat layer before detectron2)
 
 import torch
 import torch.nn.functional as F
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.evaluation import inference_on_dataset
 from detectron2.structures import Boxes
 
-from ovdet.benchmarks.ov_shapes.data import ov_shapes_class_names, split_files
 from ovdet.benchmarks.ov_shapes.distill import set_ensemble_temperature
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
+from ovdet.data.synthetic.catalog import ov_shapes_class_names, split_files
+from ovdet.engine.build import load_config, model_from_config
 
 
 def load_model(run: Path, seed: int, method: str, overrides: list[str]):
@@ -60,7 +60,7 @@ def load_model(run: Path, seed: int, method: str, overrides: list[str]):
     weights = seed_dir / method / "model_final.pth"
     if not weights.is_file():
         raise FileNotFoundError(f"{weights} not found: run the benchmark with --methods {method}")
-    cfg = LazyConfig.load(str(BUILTIN_METHODS[method].config_path()))
+    cfg = load_config(BUILTIN_METHODS[method].config_path())
     cfg.ov_shapes.root = str(run / "data")
     cfg.ov_shapes.embeddings = str(seed_dir / "class_embeddings.pt")
     cfg.ov_shapes.prefix = "ov_shapes_probe"
@@ -74,9 +74,7 @@ def load_model(run: Path, seed: int, method: str, overrides: list[str]):
         cfg.model.distillers = []  # training-only (HierKD's needs the teacher's text tower)
     # ensembles: the image-head temperature the benchmark tested with (1 / teacher logit scale)
     set_ensemble_temperature(cfg, seed_dir / "teacher" / "teacher.pt")
-    cfg = LazyConfig.apply_overrides(cfg, overrides)
-    model = instantiate(cfg.model).eval()
-    DetectionCheckpointer(model).load(str(weights))
+    model, cfg = model_from_config(cfg, weights, overrides=overrides, device="cpu")
     return cfg, model
 
 

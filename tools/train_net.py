@@ -7,7 +7,7 @@
 
 import sys
 
-from ovdet.engine.train import main
+from ovdet.cli.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,6 +10,6 @@ train = dict(
     checkpointer=dict(period=5000, max_to_keep=3),
     eval_period=5000,
     log_period=20,
-    device="cuda",  # falls back to cpu when CUDA is absent
+    device="auto",  # CUDA when present, else cpu; "cuda" without CUDA is an error
     seed=-1,
 )

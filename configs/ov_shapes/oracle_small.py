@@ -7,15 +7,17 @@ novel classes get box supervision too.
 
 from detectron2.config import LazyCall as L
 
-from ovdet.benchmarks.ov_shapes.data import ov_shapes_class_embeddings, ov_shapes_dataset
+from ovdet.data.synthetic import ov_shapes_class_names, ov_shapes_dataset
+from ovdet.text import load_class_embeddings
 
 from .vild_text_small import dataloader, lr_multiplier, model, optimizer, ov_shapes, train
 
 dataloader.train.dataset.names = L(ov_shapes_dataset)(
     root="${ov_shapes.root}", split="train_all", prefix="${ov_shapes.prefix}"
 )
-model.roi_heads.box_predictor.classifier.train_embeddings = L(ov_shapes_class_embeddings)(
-    root="${ov_shapes.root}", path="${ov_shapes.embeddings}", which="all"
+model.roi_heads.box_predictor.classifier.train_embeddings = L(load_class_embeddings)(
+    path="${ov_shapes.embeddings}",
+    select=L(ov_shapes_class_names)(root="${ov_shapes.root}", which="all"),
 )
 train.output_dir = "./output/ov_shapes/oracle_small"
 

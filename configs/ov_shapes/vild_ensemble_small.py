@@ -16,7 +16,7 @@ Knobs measured on OV-Shapes (README, "OV-Shapes results"):
 
 from detectron2.config import LazyCall as L
 
-from ovdet.benchmarks.ov_shapes.data import ov_shapes_class_names
+from ovdet.data.synthetic import ov_shapes_class_names
 
 from ..common.models.distill import vild_ensemble
 from .vild_small import dataloader, lr_multiplier, model, optimizer, ov_shapes, train

@@ -30,13 +30,9 @@ import ovdet  # noqa: F401  (compat layer before detectron2)
 from detectron2.config import LazyCall as L
 from detectron2.data import transforms as T
 
-from ovdet.benchmarks.ov_shapes.data import (
-    default_ov_shapes_root,
-    ov_shapes_class_embeddings,
-    ov_shapes_class_names,
-    ov_shapes_dataset,
-)
+from ovdet.data.synthetic import default_ov_shapes_root, ov_shapes_class_names, ov_shapes_dataset
 from ovdet.engine.schedules import warmup_cosine
+from ovdet.text import load_class_embeddings
 
 from ..common.data.coco_format import dataloader
 from ..common.models.ov_rcnn_small_fpn import model
@@ -79,11 +75,14 @@ dataloader.evaluator.tasks = ("bbox",)
 
 # --- vocabulary: teacher text embeddings; base classes in training, all classes at test
 _classifier = model.roi_heads.box_predictor.classifier
-_classifier.train_embeddings = L(ov_shapes_class_embeddings)(
-    root="${ov_shapes.root}", path="${ov_shapes.embeddings}", which="base"
+# rows picked by name through the embedding file's names sidecar
+_classifier.train_embeddings = L(load_class_embeddings)(
+    path="${ov_shapes.embeddings}",
+    select=L(ov_shapes_class_names)(root="${ov_shapes.root}", which="base"),
 )
-_classifier.test_embeddings = L(ov_shapes_class_embeddings)(
-    root="${ov_shapes.root}", path="${ov_shapes.embeddings}", which="all"
+_classifier.test_embeddings = L(load_class_embeddings)(
+    path="${ov_shapes.embeddings}",
+    select=L(ov_shapes_class_names)(root="${ov_shapes.root}", which="all"),
 )
 model.vocabulary = L(ov_shapes_class_names)(root="${ov_shapes.root}", which="all")
 model.roi_heads.box_predictor.test_score_thresh = 0.01

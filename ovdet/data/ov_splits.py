@@ -29,14 +29,13 @@ with ``image_root = <datasets>/coco``.
 
 from __future__ import annotations
 
-import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from ovdet.data.builtin_meta import COCO_CATEGORIES, OV_COCO_BASE_IDS, OV_COCO_IDS
 from ovdet.data.datasets import read_coco_json, validate_coco_dict
+from ovdet.utils.io import write_json
 
 __all__ = [
     "OV_COCO_FILES",
@@ -48,7 +47,6 @@ __all__ = [
     "make_ov_lvis_val",
     "prepare_ov_coco",
     "prepare_ov_lvis",
-    "write_json_atomic",
 ]
 
 # output file names (relative to the output folder)
@@ -181,25 +179,6 @@ def make_ov_lvis_val(data: Mapping, source: str = "<lvis val json>") -> dict:
     return out
 
 
-def write_json_atomic(data: object, path: str | os.PathLike) -> Path:
-    """Write json to ``path`` through a temporary file in the same folder + rename.
-
-    A crash or a full disk never leaves a truncated file at ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def _require_files(paths: dict[str, Path], what: str) -> None:
     missing = [f"{k}: {p}" for k, p in paths.items() if not p.is_file()]
     if missing:
@@ -232,10 +211,10 @@ def prepare_ov_coco(
     written = {}
     train = make_ov_coco_train(read_coco_json(inputs["train"]), str(inputs["train"]))
     for key, data in train.items():
-        written[key] = write_json_atomic(data, out / OV_COCO_FILES[key])
+        written[key] = write_json(out / OV_COCO_FILES[key], data, newline=False)
     del train
     val = make_ov_coco_val(read_coco_json(inputs["val"]), str(inputs["val"]))
-    written["val"] = write_json_atomic(val, out / OV_COCO_FILES["val"])
+    written["val"] = write_json(out / OV_COCO_FILES["val"], val, newline=False)
     return written
 
 
@@ -256,8 +235,8 @@ def prepare_ov_lvis(
     _require_files(inputs, "LVIS v1")
     out = Path(out_dir) if out_dir is not None else root / "ov_lvis"
     train = make_ov_lvis_train(read_coco_json(inputs["train"]), str(inputs["train"]))
-    written = {"train_base": write_json_atomic(train, out / OV_LVIS_FILES["train_base"])}
+    written = {"train_base": write_json(out / OV_LVIS_FILES["train_base"], train, newline=False)}
     del train
     val = make_ov_lvis_val(read_coco_json(inputs["val"]), str(inputs["val"]))
-    written["val"] = write_json_atomic(val, out / OV_LVIS_FILES["val"])
+    written["val"] = write_json(out / OV_LVIS_FILES["val"], val, newline=False)
     return written

@@ -8,7 +8,7 @@ import torch
 from detectron2.config import configurable
 
 from ovdet.data.mapper import OVDatasetMapper
-from ovdet.teacher.store import RegionEmbeddingStore
+from ovdet.data.region_store import RegionEmbeddingStore
 
 __all__ = ["TeacherTargetsMapper", "MISSING_MODES"]
 
@@ -17,7 +17,7 @@ MISSING_MODES = ("error", "empty")
 
 class TeacherTargetsMapper(OVDatasetMapper):
     """:class:`OVDatasetMapper` that reads ``teacher_proposals`` / ``teacher_embeddings`` from a
-    :class:`~ovdet.teacher.store.RegionEmbeddingStore`.
+    :class:`~ovdet.data.region_store.RegionEmbeddingStore`.
 
     For each dataset dict, the targets of its ``image_id`` (boxes XYXY in ORIGINAL image
     pixels, embeddings (M, D)) are inserted into the dict *before* the parent mapper runs, so

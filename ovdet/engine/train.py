@@ -1,15 +1,7 @@
-"""Training and evaluation from a LazyConfig: ``ovdet train`` / ``ovdet eval``.
+"""The training and evaluation loops of a LazyConfig (the command is ``ovdet.cli.train``).
 
 A config file defines ``model``, ``dataloader`` (``train``, ``test``, ``evaluator``),
-``optimizer``, ``lr_multiplier`` and ``train`` (see ``configs/common/train.py``). Runs on
-one process, or on many GPUs / machines through detectron2's :func:`launch`::
-
-    ovdet train --config-file configs/ov_coco/vild_text_r50_fpn_1x.py --num-gpus 8
-    ovdet train --config-file CFG --num-machines 2 --machine-rank 0 --dist-url tcp://host:port
-    ovdet train --config-file CFG --resume           # continue from output_dir/last_checkpoint
-    ovdet eval  --config-file CFG train.init_checkpoint=model_final.pth
-
-Trailing ``key=value`` arguments override config fields (``train.max_iter=100``).
+``optimizer``, ``lr_multiplier`` and ``train`` (see ``configs/common/train.py``).
 
 Optional ``train`` fields read here besides those of ``configs/common/train.py``:
 ``train.grad_clip`` (max global L2 norm of the gradients before each optimizer step;
@@ -32,38 +24,25 @@ import torch
 
 # isort: split
 
-from detectron2.checkpoint import DetectionCheckpointer
-from detectron2.config import LazyConfig, instantiate
-from detectron2.engine import (
-    AMPTrainer,
-    SimpleTrainer,
-    default_argument_parser,
-    default_setup,
-    hooks,
-    launch,
-)
+from detectron2.config import instantiate
+from detectron2.engine import AMPTrainer, SimpleTrainer, hooks
 from detectron2.engine.defaults import create_ddp_model
 from detectron2.evaluation import inference_on_dataset, print_csv_format
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
+from ovdet.engine import build
+from ovdet.engine.checkpoint import OVDetectionCheckpointer
+from ovdet.utils.device import resolve_device
+
 logger = logging.getLogger("ovdet.train")
 
 
-def resolve_device(cfg) -> str:
-    """``train.device`` from the config; "cuda" falls back to "cpu" when CUDA is absent."""
-    device = str(cfg.train.get("device", "cuda"))
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        logger.warning("train.device=%s but CUDA is not available: using cpu", device)
-        return "cpu"
-    return device
-
-
 def build_model(cfg) -> torch.nn.Module:
-    """Instantiate ``cfg.model`` on the configured device."""
-    model = instantiate(cfg.model)
-    return model.to(resolve_device(cfg))
+    """Instantiate ``cfg.model`` on ``train.device`` ("auto": CUDA when present)."""
+    device = resolve_device(cfg.train.get("device", "auto"), where="train.device")
+    return build.build_model(cfg, device)
 
 
 def do_test(cfg, model) -> dict[str, Any]:
@@ -163,7 +142,7 @@ def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     model = create_ddp_model(model, **cfg.train.get("ddp", {}))
     amp = bool(cfg.train.get("amp", {}).get("enabled", False)) and torch.cuda.is_available()
     trainer = (AMPTrainer if amp else SimpleTrainer)(model, train_loader, optim)
-    checkpointer = DetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
+    checkpointer = OVDetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     max_iter = int(cfg.train.max_iter)
     trainer.register_hooks(
         [
@@ -185,52 +164,3 @@ def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer.train(start_iter, max_iter)
     latest = trainer.storage.latest() if max_iter > start_iter else {}
     return latest, final
-
-
-def _main_worker(args) -> dict[str, Any]:
-    cfg = LazyConfig.load(args.config_file)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts or [])
-    default_setup(cfg, args)
-    if args.eval_only:
-        model = build_model(cfg)
-        model = create_ddp_model(model)
-        DetectionCheckpointer(model).load(cfg.train.init_checkpoint)
-        return do_test(cfg, model)
-    do_train(cfg, resume=args.resume)
-    return {}
-
-
-def _parse(argv: list[str] | None, eval_only: bool):
-    parser = default_argument_parser()
-    parser.prog = "ovdet eval" if eval_only else "ovdet train"
-    args = parser.parse_args(argv)
-    if not args.config_file:
-        parser.error("--config-file is required")
-    if eval_only:
-        args.eval_only = True
-    return args
-
-
-def run(args) -> None:
-    """Run training or evaluation for parsed ``args`` through detectron2's ``launch``."""
-    num_gpus = args.num_gpus if torch.cuda.is_available() else 1
-    launch(
-        _main_worker,
-        num_gpus,
-        num_machines=args.num_machines,
-        machine_rank=args.machine_rank,
-        dist_url=args.dist_url,
-        args=(args,),
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ovdet train``: train (or with --eval-only, evaluate) a LazyConfig."""
-    run(_parse(argv, eval_only=False))
-    return 0
-
-
-def eval_main(argv: list[str] | None = None) -> int:
-    """``ovdet eval``: evaluate ``train.init_checkpoint`` on the config's test set."""
-    run(_parse(argv, eval_only=True))
-    return 0

@@ -13,7 +13,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
-from ovdet.data.ov_splits import write_json_atomic
+from ovdet.utils.io import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ class ResultsCollector(DatasetEvaluator):
         results = list(itertools.chain(*(p["results"] for p in predictions)))
         if self._output_dir:
             path = os.path.join(self._output_dir, self.results_file)
-            write_json_atomic(results, path)
+            write_json(path, results, newline=False)
             logger.info(f"Saved {len(results)} detections to {path}")
         tasks = self._tasks
         if "segm" in tasks and results and not all("segmentation" in r for r in results):

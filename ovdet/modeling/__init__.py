@@ -6,7 +6,6 @@ Importing this package registers ``OVRCNN`` (META_ARCH_REGISTRY) and
 
 import ovdet  # noqa: F401  (compat layer before detectron2)
 
-from .backbone_weights import OVDetectionCheckpointer, load_detectron2_weights
 from .meta_arch import OVRCNN
 from .roi_heads import (
     LOSS_TYPES,
@@ -20,13 +19,11 @@ from .roi_heads import (
 
 __all__ = [
     "LOSS_TYPES",
-    "OVDetectionCheckpointer",
     "OVFastRCNNOutputLayers",
     "OVRCNN",
     "OVRes5ROIHeads",
     "OVStandardROIHeads",
     "TextEmbeddingClassifier",
     "federated_class_weights",
-    "load_detectron2_weights",
     "sample_federated_classes",
 ]

@@ -4,7 +4,7 @@
 class-agnostic proposals (from a file or from an RPN trained on base boxes), embed each with
 the CLIP region teacher (crops at 1.0x and 1.5x, :class:`~ovdet.teacher.region_teacher.
 CLIPRegionTeacher`) and append ``(proposals, embeddings, scores)`` to a
-:class:`~ovdet.teacher.store.RegionEmbeddingStore`::
+:class:`~ovdet.data.region_store.RegionEmbeddingStore`::
 
     ovdet extract-regions --teacher ViT-B-32.pt --teacher-model ViT-B-32 \\
         --dataset ov_coco_train_base --proposals rpn_base_proposals.json --out regions/ \\
@@ -24,7 +24,6 @@ regions, seconds, images/s).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from detectron2.engine import launch
 from detectron2.utils import comm
 from tqdm import tqdm
 
+from ovdet.data.region_store import RegionEmbeddingStore, normalize_image_id
 from ovdet.teacher.proposals import (
     ModelProposals,
     ProposalSource,
@@ -50,14 +50,13 @@ from ovdet.teacher.proposals import (
     select_proposals,
 )
 from ovdet.teacher.region_teacher import CLIPRegionTeacher
-from ovdet.teacher.store import RegionEmbeddingStore, normalize_image_id, write_json_atomic
 from ovdet.utils.device import resolve_device
+from ovdet.utils.io import file_sha256, write_json
 
 __all__ = [
     "build_proposal_model",
     "build_teacher_model",
     "extract_regions",
-    "file_sha256",
     "load_dataset_dicts",
     "main",
 ]
@@ -196,7 +195,7 @@ def extract_regions(
     last_errors_write = 0.0
 
     def write_errors() -> None:
-        write_json_atomic(errors_path, {"rank": rank, "errors": errors})
+        write_json(errors_path, {"rank": rank, "errors": errors}, indent=2, sort_keys=True)
 
     def fail(record: Mapping[str, Any], image_id: Any, error: BaseException) -> None:
         nonlocal last_errors_write
@@ -256,15 +255,6 @@ def extract_regions(
 
 
 # ---------------------------------------------------------------------------- building blocks
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _register_model_config(spec: str) -> tuple[str, str]:
     """A model name or open_clip config json -> (registered name, identity of the architecture)."""
     path = Path(spec)
@@ -348,45 +338,18 @@ def load_dataset_dicts(
 def build_proposal_model(
     config: str, weights: str, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, list]:
-    """Build a detectron2 model (LazyConfig ``.py`` or yacs ``.yaml``) and load RPN weights.
+    """A detectron2 model (LazyConfig ``.py`` or yacs ``.yaml``) with its RPN weights.
 
     Returns:
-        (model in eval mode, its test-time augmentations: the LazyConfig's
-        ``dataloader.test.mapper.augmentations`` or ``ResizeShortestEdge`` of the yacs
-        ``INPUT.MIN_SIZE_TEST`` / ``MAX_SIZE_TEST``).
+        (model in eval mode, its test-time augmentations; see
+        :func:`ovdet.engine.build.test_augmentations`).
     """
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.data import transforms as T
+    from ovdet.engine.build import model_from_config, test_augmentations
 
-    if not Path(config).is_file():
-        raise FileNotFoundError(f"--config: file not found: {config}")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"--weights: file not found: {weights}")
-    if config.endswith(".py"):
-        from detectron2.config import LazyConfig, instantiate
-
-        cfg = LazyConfig.load(config)
-        model = instantiate(cfg.model)
-        try:
-            augs = cfg.dataloader.test.mapper.augmentations
-        except (AttributeError, KeyError):
-            augs = None
-        augmentations = (
-            list(instantiate(augs)) if augs is not None else [T.ResizeShortestEdge(800, 1333)]
-        )
-    else:
-        from detectron2.config import get_cfg
-        from detectron2.modeling import build_model
-
-        cfg = get_cfg()
-        cfg.merge_from_file(config)
-        cfg.MODEL.DEVICE = str(device)
-        model = build_model(cfg)
-        size = cfg.INPUT.MIN_SIZE_TEST
-        augmentations = [T.ResizeShortestEdge([size, size], cfg.INPUT.MAX_SIZE_TEST)]
-    model.to(device)
-    DetectionCheckpointer(model).load(weights)
-    return model.eval(), augmentations
+    model, cfg = model_from_config(config, weights, device=device)
+    return model, test_augmentations(cfg)
 
 
 # ---------------------------------------------------------------------------- CLI

@@ -1,6 +1,6 @@
 """ViLD-image teacher targets computed during training, for the current batch (METHODS.md §2).
 
-The offline alternative (:mod:`ovdet.teacher.extract` + :class:`~ovdet.teacher.store.
+The offline alternative (:mod:`ovdet.teacher.extract` + :class:`~ovdet.data.region_store.
 RegionEmbeddingStore`) embeds proposals once, in the original images. Online targets instead
 run the CLIP teacher on every training image, every iteration (2 crops x M proposals through
 CLIP per image), but they see the augmented image (colour jitter, flips, crops) and need no

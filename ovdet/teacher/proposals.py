@@ -37,7 +37,7 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 from torchvision.ops import nms
 
-from ovdet.teacher.store import ImageId, normalize_image_id
+from ovdet.data.region_store import ImageId, normalize_image_id
 
 __all__ = [
     "ModelProposals",

@@ -39,6 +39,8 @@ import open_clip
 import torch
 from torch import nn
 
+from ovdet.utils.io import atomic_write, write_json
+
 __all__ = [
     "CLIP_CONFIG_DIR",
     "SMALL_CLIP",
@@ -199,11 +201,11 @@ def save_small_clip(clip: SmallCLIP, path: Union[str, Path]) -> tuple[Path, Path
     if path.suffix == ".safetensors":
         from safetensors.torch import save_file
 
-        save_file(state, str(path))
+        atomic_write(path, lambda tmp: save_file(state, tmp))
     else:
-        torch.save(state, path)
+        atomic_write(path, lambda tmp: torch.save(state, tmp))
     cfg_path = config_path_for(path)
-    cfg_path.write_text(json.dumps(clip.model_cfg, indent=2) + "\n")
+    write_json(cfg_path, clip.model_cfg, indent=2)
     return path, cfg_path
 
 

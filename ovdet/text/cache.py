@@ -10,10 +10,10 @@ from pathlib import Path
 
 import torch
 
-from ovdet.text.atomic import atomic_write
 from ovdet.text.embeddings import ClassList, build_class_embeddings, normalize_classes
 from ovdet.text.encoder import TextEncoder
 from ovdet.text.templates import validate_templates
+from ovdet.utils.io import atomic_write
 
 
 def default_cache_root() -> Path:

@@ -11,10 +11,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ovdet.text.atomic import atomic_write
 from ovdet.text.encoder import TextEncoder
 from ovdet.text.templates import fill_template, validate_templates
 from ovdet.text.vocabulary import VocabularySpec, resolve_vocabulary
+from ovdet.utils.io import atomic_write, atomic_write_text
 
 ClassList = Sequence[Union[str, Sequence[str]]]
 
@@ -133,7 +133,7 @@ def save_class_embeddings(
     atomic_write(path, write)
     if names is not None:
         text = "".join(f"{name}\n" for name in names)
-        atomic_write(names_path(path), lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+        atomic_write_text(names_path(path), text)
     return path
 
 
@@ -184,8 +184,9 @@ def load_class_embeddings(
         path: ``.npy``, ``.pt``/``.pth`` (tensor, or dict with ``"embeddings"``) or
             ``.safetensors``; row i = class i (e.g. category id order). fp16 is fine.
         vocabulary: names of the file's rows: a spec for :func:`resolve_vocabulary`
-            (``"coco"``, ``"lvis"``, a names file such as the ``x.names.txt`` sidecar, a
-            list). Its length must equal C.
+            (``"coco"``, ``"lvis"``, a names file, a list). Its length must equal C.
+            Default: the file's ``<stem>.names.txt`` sidecar when it exists (written by
+            :func:`save_class_embeddings`), else the rows are unnamed.
         select: names (or a vocabulary spec such as ``"ov-coco-base"``) of the rows to
             return, in that order; needs ``vocabulary``. Raw LVIS names (``"aerosol_can"``)
             also match their readable form.
@@ -211,6 +212,8 @@ def load_class_embeddings(
             f"embedding file {path} has dim {dim} but the model expects {expected_dim}"
         )
     matrix = F.normalize(matrix.to(torch.float32), dim=-1)
+    if vocabulary is None and names_path(path).is_file():
+        vocabulary = str(names_path(path))
     if vocabulary is None:
         if select is not None:
             raise ValueError(

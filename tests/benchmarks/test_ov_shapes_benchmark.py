@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from ovdet.benchmarks.ov_shapes import BenchmarkSettings, MethodSpec, run_benchmark
-from ovdet.benchmarks.ov_shapes.assets import load_demo_assets, verify_assets
-from ovdet.benchmarks.ov_shapes.data import ov_shapes_dataset, prepare_external_dataset
 from ovdet.benchmarks.ov_shapes.methods import resolve_methods
 from ovdet.cli import main as cli
+from ovdet.data.synthetic.catalog import ov_shapes_dataset, prepare_external_dataset
+from ovdet.model_zoo.assets import load_demo_assets, verify_assets
 
 METHOD_KEYS = {"AP50_base", "AP50_novel", "AP50", "AP"}
 

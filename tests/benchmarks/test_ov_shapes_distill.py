@@ -10,7 +10,7 @@ import pytest
 
 from ovdet.benchmarks.ov_shapes import BenchmarkSettings, run_benchmark
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
-from ovdet.teacher.store import RegionEmbeddingStore
+from ovdet.data.region_store import RegionEmbeddingStore
 
 DISTILL = ["vild", "vild_ensemble", "rkd", "hierkd", "rkd_hierkd", "rkd_ensemble"]
 

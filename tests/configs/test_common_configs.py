@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2] / "configs" / "common"
 
 def test_train_optim_schedules():
     train = LazyConfig.load(str(ROOT / "train.py")).train
-    assert train.max_iter == 90000 and train.device == "cuda"
+    assert train.max_iter == 90000 and train.device == "auto"
     optim_cfg = LazyConfig.load(str(ROOT / "optim.py"))
     model = torch.nn.Linear(2, 2)
     for name in ("SGD", "AdamW"):

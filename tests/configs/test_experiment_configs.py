@@ -1,5 +1,5 @@
 """The OV-COCO / OV-LVIS experiment configs load and build their model with the real
-CLIP text embeddings of ../shared/data (backbone shrunk so the test stays fast)."""
+CLIP text embeddings in tests/assets (backbone shrunk so the test stays fast)."""
 
 import shutil
 from pathlib import Path
@@ -15,11 +15,11 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
 @pytest.fixture
-def datasets_dir(tmp_path, monkeypatch, shared_data):
+def datasets_dir(tmp_path, monkeypatch, test_data):
     meta = tmp_path / "metadata"
     meta.mkdir()
     for name in ("coco_clip_a+cname.npy", "lvis_v1_clip_a+cname.npy"):
-        shutil.copy(shared_data / "clip_text_embeddings" / name, meta / name)
+        shutil.copy(test_data / "clip_text_embeddings" / name, meta / name)
     monkeypatch.setenv("OVDET_DATASETS", str(tmp_path))
     return tmp_path
 

@@ -12,9 +12,9 @@ SAMPLE_NOVEL = ["bus", "skateboard"]
 
 
 @pytest.fixture(scope="session")
-def coco_sample(shared_data):
+def coco_sample(test_data):
     """(json path, image folder) of the real 6-image COCO sample."""
-    root = shared_data / "coco_sample"
+    root = test_data / "coco_sample"
     return root / "annotations.json", root / "images"
 
 

@@ -17,7 +17,7 @@ from ovdet.data.builtin_meta import (
     OV_COCO_NOVEL_IDS,
     lvis_categories,
 )
-from ovdet.data.ov_splits import make_ov_lvis_train, make_ov_lvis_val, write_json_atomic
+from ovdet.data.ov_splits import make_ov_lvis_train, make_ov_lvis_val
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -143,10 +143,3 @@ def test_ov_lvis_rejects_non_lvis_json(coco_sample):
     with pytest.raises(ValueError, match="frequency"):
         make_ov_lvis_train(data)
 
-
-def test_write_json_atomic_keeps_old_file_on_error(tmp_path):
-    path = write_json_atomic({"a": 1}, tmp_path / "x.json")
-    with pytest.raises(TypeError):
-        write_json_atomic({"a": object()}, path)
-    assert json.loads(path.read_text()) == {"a": 1}
-    assert [p.name for p in tmp_path.iterdir()] == ["x.json"]

@@ -9,8 +9,8 @@ from detectron2.data import transforms as T
 from detectron2.structures import BoxMode
 from PIL import Image
 
+from ovdet.data.region_store import RegionEmbeddingStore
 from ovdet.data.teacher_mapper import TeacherTargetsMapper
-from ovdet.teacher.store import RegionEmbeddingStore
 
 H, W, D = 40, 60, 8
 BOXES = torch.tensor([[5.0, 10.0, 20.0, 30.0], [30.0, 2.0, 58.0, 38.0]])

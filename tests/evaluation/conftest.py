@@ -10,8 +10,8 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def sample_gt(shared_data):
-    return shared_data / "coco_sample" / "annotations.json"
+def sample_gt(test_data):
+    return test_data / "coco_sample" / "annotations.json"
 
 
 @pytest.fixture(scope="session")

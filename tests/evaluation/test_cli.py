@@ -1,4 +1,4 @@
-"""``ovdet evaluate`` (ovdet.evaluation.evaluate_cli.main)."""
+"""``ovdet evaluate`` (ovdet.cli.evaluate.main)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from ovdet.evaluation.evaluate_cli import main
+from ovdet.cli.evaluate import main
 
 
 @pytest.fixture

@@ -88,8 +88,8 @@ def test_state_dict_loads_across_vocabulary_sizes():
     torch.testing.assert_close(a(x), b(x))
 
 
-def test_real_clip_text_embeddings(shared_data):
-    emb = np.load(shared_data / "clip_text_embeddings" / "coco_clip_a+cname.npy")
+def test_real_clip_text_embeddings(test_data):
+    emb = np.load(test_data / "clip_text_embeddings" / "coco_clip_a+cname.npy")
     emb = torch.from_numpy(emb)  # fp16, unnormalised, (80, 512)
     clf = TextEmbeddingClassifier(input_shape=8, train_embeddings=emb[:48]).eval()
     clf.set_vocabulary(emb)

@@ -16,6 +16,7 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
 from ovdet.cli import main as cli_main
+from ovdet.data.region_store import RegionEmbeddingStore
 from ovdet.teacher.extract import extract_regions, load_dataset_dicts
 from ovdet.teacher.proposals import (
     ModelProposals,
@@ -25,7 +26,6 @@ from ovdet.teacher.proposals import (
     select_proposals,
 )
 from ovdet.teacher.region_teacher import CLIPRegionTeacher
-from ovdet.teacher.store import RegionEmbeddingStore
 
 VISION = dict(image_size=32, layers=1, width=32, head_width=16, patch_size=8)
 TEXT = dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1)
@@ -309,7 +309,7 @@ def test_extract_resumes_after_crash(dataset, teacher, tmp_path):
     store = make_store(tmp_path / "store", teacher, dtype="float16")
     with pytest.raises(RuntimeError, match="simulated crash"):
         extract_regions(dataset["dicts"], teacher, crashing, store, TOP_M, shard_size=1)
-    (tmp_path / "store" / "shards" / ".r0-000002.safetensors.tmp-1").write_bytes(b"partial")
+    (tmp_path / "store" / "shards" / ".r0-000002.safetensors.a1b2c3.tmp").write_bytes(b"partial")
     assert RegionEmbeddingStore(tmp_path / "store").done_ids() == {10, 11}
 
     resumed = make_store(tmp_path / "store", teacher, dtype="float16")

@@ -133,8 +133,8 @@ def test_save_errors(tmp_path: Path):
 # ---------------------------------------------------------------- real CLIP text embeddings
 
 
-def test_real_coco_embeddings(shared_data: Path):
-    path = shared_data / COCO_FILE
+def test_real_coco_embeddings(test_data: Path):
+    path = test_data / COCO_FILE
     raw = torch.from_numpy(np.load(path)).float()
     assert raw.shape == (80, 512)
     everything = load_class_embeddings(path, vocabulary="coco", expected_dim=512)
@@ -158,8 +158,8 @@ def test_real_coco_embeddings(shared_data: Path):
         load_class_embeddings(path, vocabulary="coco", expected_dim=256)
 
 
-def test_real_lvis_embeddings(shared_data: Path):
-    path = shared_data / LVIS_FILE
+def test_real_lvis_embeddings(test_data: Path):
+    path = test_data / LVIS_FILE
     full = load_class_embeddings(path, vocabulary="lvis")
     assert full.shape == (1203, 512)
     rare = load_class_embeddings(path, vocabulary="lvis", select=lvis_rare_names())

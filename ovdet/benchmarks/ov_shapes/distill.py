@@ -39,11 +39,8 @@ STORE_DIR = "teacher_regions"
 
 def _vild_text_model(ctx: MethodContext, cfg):
     """The ViLD-text detector of this seed (same data, image size and vocabulary fields)."""
-    import torch
-    from detectron2.checkpoint import DetectionCheckpointer
-    from detectron2.config import LazyConfig, instantiate
-
     from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
+    from ovdet.engine.build import load_config, model_from_config
 
     weights = ctx.work_dir.parent / "vild_text" / "model_final.pth"
     if not weights.is_file():
@@ -52,12 +49,11 @@ def _vild_text_model(ctx: MethodContext, cfg):
             f"{weights} does not exist: run the 'vild_text' method first in the same run "
             f"(e.g. --methods vild_text,{ctx.name})"
         )
-    base = LazyConfig.load(str(BUILTIN_METHODS["vild_text"].config_path()))
+    base = load_config(BUILTIN_METHODS["vild_text"].config_path())
     for key in ("root", "embeddings", "image_size", "prefix"):
         base.ov_shapes[key] = cfg.ov_shapes[key]
-    model = instantiate(base.model)
-    DetectionCheckpointer(model).load(str(weights))
-    return model.to(torch.device(ctx.device)).eval(), weights
+    model, _ = model_from_config(base, weights, device=ctx.device)
+    return model, weights
 
 
 QUALITY_FILE = "quality.json"
@@ -81,7 +77,7 @@ def region_target_quality(
       to the object's class text embedding among ``class_embeddings``.
 
     Args:
-        store: a :class:`~ovdet.teacher.store.RegionEmbeddingStore` (boxes in original pixels).
+        store: a :class:`~ovdet.data.region_store.RegionEmbeddingStore` (boxes in original pixels).
         coco_json: COCO annotations of the store's images (all classes).
         class_embeddings: (C, D) class text embeddings, rows named by ``class_names``.
         class_names: C names (COCO category names).
@@ -142,12 +138,13 @@ def prepare_region_targets(ctx: MethodContext, cfg) -> None:
     from detectron2.data import DatasetCatalog
     from detectron2.data import transforms as T
 
-    from ovdet.benchmarks.ov_shapes.data import ov_shapes_dataset
-    from ovdet.teacher.extract import extract_regions, file_sha256
+    from ovdet.data.region_store import RegionEmbeddingStore
+    from ovdet.data.synthetic.catalog import ov_shapes_dataset
+    from ovdet.teacher.extract import extract_regions
     from ovdet.teacher.proposals import ModelProposals
     from ovdet.teacher.region_teacher import CLIPRegionTeacher
     from ovdet.teacher.small_clip import load_small_clip
-    from ovdet.teacher.store import RegionEmbeddingStore
+    from ovdet.utils.io import file_sha256
 
     store_dir = ctx.work_dir.parent / STORE_DIR
     clip = load_small_clip(ctx.teacher_checkpoint, device=ctx.device)
@@ -171,22 +168,19 @@ def prepare_region_targets(ctx: MethodContext, cfg) -> None:
     logger.info("region targets for %s: %s", ctx.name, summary)
     quality_file = store_dir / QUALITY_FILE
     if not quality_file.is_file():
-        from ovdet.benchmarks.ov_shapes.data import (
-            ov_shapes_class_embeddings,
-            ov_shapes_class_names,
-            split_files,
-        )
-        from ovdet.teacher.store import write_json_atomic
+        from ovdet.data.synthetic import ov_shapes_class_names, split_files
+        from ovdet.text import load_class_embeddings
+        from ovdet.utils.io import write_json
 
         root = cfg.ov_shapes.root
         quality = region_target_quality(
             store,
             split_files(root)["train_all"],
-            ov_shapes_class_embeddings(root, cfg.ov_shapes.embeddings, "all"),
+            load_class_embeddings(cfg.ov_shapes.embeddings, select=ov_shapes_class_names(root)),
             ov_shapes_class_names(root, "all"),
             ov_shapes_class_names(root, "novel"),
         )
-        write_json_atomic(quality_file, quality)
+        write_json(quality_file, quality, indent=2, sort_keys=True)
         logger.info("region target quality (recall@0.5, teacher top-1): %s", quality)
     cfg.ov_shapes.teacher_store = str(store_dir)
 

@@ -50,7 +50,7 @@ class MethodContext:
     Attributes:
         name: the method name.
         seed: the run's seed.
-        data_root: dataset root (``split.json``; see ``ovdet.benchmarks.ov_shapes.data``).
+        data_root: dataset root (``split.json``; see ``ovdet.data.synthetic.catalog``).
         teacher_checkpoint: the pretrained CLIP teacher of this seed (``teacher.pt``, with
             its open_clip config ``teacher.json`` beside it; load with
             ``ovdet.teacher.small_clip.load_small_clip``).

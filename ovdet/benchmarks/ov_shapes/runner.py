@@ -46,15 +46,16 @@ from typing import Any
 
 import torch
 
-from ovdet.benchmarks.ov_shapes.data import (
+from ovdet.benchmarks.ov_shapes.methods import MethodContext, MethodSpec, resolve_methods
+from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
+from ovdet.data.synthetic.catalog import (
     DEFAULT_PREFIX,
     ov_shapes_class_names,
     prepare_external_dataset,
     split_files,
 )
-from ovdet.benchmarks.ov_shapes.methods import MethodContext, MethodSpec, resolve_methods
-from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
 from ovdet.utils.device import resolve_device
+from ovdet.utils.io import write_json
 
 __all__ = ["BenchmarkSettings", "run_benchmark", "summarise"]
 
@@ -330,7 +331,7 @@ def _config_digest(cfg: Any, out: Path) -> str:
 
 
 def _file_digest(path: str | os.PathLike) -> str:
-    from ovdet.teacher.extract import file_sha256
+    from ovdet.utils.io import file_sha256
 
     return file_sha256(path)
 
@@ -350,10 +351,7 @@ def _load_result(path: Path, key: dict[str, Any], required: Sequence[Path] = ())
 
 def _save_result(path: Path, key: dict[str, Any], result: Any) -> None:
     """Write atomically (temp file + rename): a crash never leaves a half-written result."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"key": key, "result": result}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, {"key": key, "result": result}, indent=2, durable=True)
 
 
 def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, prefix: str):
@@ -496,7 +494,7 @@ def _run(
                 + (", reused)" if result.get("reused") else ")")
             )
             if s.export_demo is not None and export is None and method.name == "vild_text":
-                from ovdet.benchmarks.ov_shapes.assets import export_demo_assets
+                from ovdet.model_zoo.assets import export_demo_assets
 
                 with timer("export_demo"):
                     export = export_demo_assets(
@@ -536,7 +534,7 @@ def _run(
         "memory_mb": peak_memory_mb(),
         "demo_export": export,
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "report.json", report, indent=2)
     return report
 
 

@@ -13,6 +13,7 @@ Public API::
     OVShapesGenerator(config).scene(seed, split, index)     one in-memory Scene
     generate_ov_shapes(out, num_train=..., num_val=..., seed=...)   files on disk
     register_ov_shapes(root, prefix="ov_shapes")            detectron2 registration
+    ov_shapes_dataset(root, "val") / ov_shapes_class_names(root, "novel")   config helpers
     load_split(root)                                        split.json as a dict
 
 CLI: ``ovdet data ov-shapes --out DIR --num-train N --num-val M --seed S``.
@@ -26,9 +27,16 @@ from ovdet.data.synthetic.attributes import (
     build_categories,
     choose_novel,
 )
+from ovdet.data.synthetic.catalog import (
+    default_ov_shapes_root,
+    ov_shapes_class_names,
+    ov_shapes_dataset,
+    prepare_external_dataset,
+    register_ov_shapes,
+    split_files,
+)
 from ovdet.data.synthetic.config import OVShapesConfig
 from ovdet.data.synthetic.dataset import FILES, encode_mask, generate_ov_shapes, load_split
-from ovdet.data.synthetic.register import register_ov_shapes
 from ovdet.data.synthetic.scene import OVShapesGenerator, Scene, SceneObject, scene_rng
 
 __all__ = [
@@ -43,9 +51,14 @@ __all__ = [
     "ShapeCategory",
     "build_categories",
     "choose_novel",
+    "default_ov_shapes_root",
     "encode_mask",
     "generate_ov_shapes",
     "load_split",
+    "ov_shapes_class_names",
+    "ov_shapes_dataset",
+    "prepare_external_dataset",
     "register_ov_shapes",
     "scene_rng",
+    "split_files",
 ]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -40,6 +39,7 @@ from tqdm import tqdm
 
 from ovdet.data.synthetic.config import OVShapesConfig
 from ovdet.data.synthetic.scene import OVShapesGenerator
+from ovdet.utils.io import atomic_write_bytes, write_json
 
 SPLIT_FILE = "split.json"
 FILES: dict[str, str] = {
@@ -52,25 +52,6 @@ FILES: dict[str, str] = {
     "images_val": "images/val",
 }
 _BLOCK = 32  # images per work unit
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _write_json(path: Path, obj: dict, indent: int | None = None) -> None:
-    separators = (",", ":") if indent is None else (",", ": ")
-    text = json.dumps(obj, indent=indent, separators=separators, ensure_ascii=False)
-    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def encode_mask(mask: np.ndarray) -> dict:
@@ -150,7 +131,7 @@ def _write_coco(
     data = {"info": info, "licenses": [], "images": images, "annotations": annotations}
     if categories is not None:
         data["categories"] = categories
-    _write_json(out / FILES[key], data)
+    write_json(out / FILES[key], data, compact=True)
 
 
 def generate_ov_shapes(
@@ -252,7 +233,7 @@ def generate_ov_shapes(
         "params": config.to_dict(),
         "files": dict(FILES),
     }
-    _write_json(out / SPLIT_FILE, split_info, indent=2)
+    write_json(out / SPLIT_FILE, split_info, indent=2, compact=True)
     return summary
 
 

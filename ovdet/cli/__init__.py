@@ -1,8 +1,9 @@
 """The ``ovdet`` command.
 
-Each subcommand lives in the module that owns its concept and exposes ``main(argv)``; this
-file only dispatches, importing a subcommand's module when it is used (so ``ovdet env``
-does not pay for building models).
+Each subcommand is a thin module of this package (``ovdet.cli.<name>``) with
+``main(argv) -> exit code``: it parses arguments and calls the library. This file only
+dispatches, importing a subcommand's module when it is used (so ``ovdet env`` does not pay
+for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchmarks``).
 
     ovdet env                 versions of torch/CUDA, detectron2 (compiled or fallback), ...
     ovdet embed-text          encode a vocabulary into a (C, D) classifier file
@@ -25,15 +26,15 @@ import sys
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "env": ("ovdet.compat.env", "main", "print versions and the detectron2 install kind"),
-    "embed-text": ("ovdet.text.embed_cli", "main", "encode a vocabulary to a .npy/.pt file"),
-    "detect": ("ovdet.detect_cli", "main", "text-prompted detection on images"),
-    "train": ("ovdet.engine.train", "main", "train from a LazyConfig"),
-    "eval": ("ovdet.engine.train", "eval_main", "evaluate a model from a LazyConfig"),
-    "evaluate": ("ovdet.evaluation.evaluate_cli", "main", "score COCO results against GT"),
-    "data": ("ovdet.data.synthetic.cli", "main", "generate datasets (ov-shapes)"),
-    "pretrain-clip": ("ovdet.teacher.pretrain", "main", "train a small CLIP teacher"),
-    "extract-regions": ("ovdet.teacher.extract", "main", "teacher embeddings of proposals"),
-    "demo": ("ovdet.demo", "main", "end-to-end OV-Shapes demo"),
+    "embed-text": ("ovdet.cli.embed_text", "main", "encode a vocabulary to a .npy/.pt file"),
+    "detect": ("ovdet.cli.detect", "main", "text-prompted detection on images"),
+    "train": ("ovdet.cli.train", "main", "train from a LazyConfig"),
+    "eval": ("ovdet.cli.train", "eval_main", "evaluate a model from a LazyConfig"),
+    "evaluate": ("ovdet.cli.evaluate", "main", "score COCO results against GT"),
+    "data": ("ovdet.cli.data", "main", "generate datasets (ov-shapes)"),
+    "pretrain-clip": ("ovdet.cli.pretrain_clip", "main", "train a small CLIP teacher"),
+    "extract-regions": ("ovdet.cli.extract_regions", "main", "teacher embeddings of proposals"),
+    "demo": ("ovdet.cli.demo", "main", "end-to-end OV-Shapes demo"),
     "bench": ("ovdet.benchmarks", "main", "benchmarks (ov-shapes)"),
 }
 

@@ -9,7 +9,7 @@ import zlib
 import pytest
 import torch
 
-from ovdet.teacher.store import RegionEmbeddingStore
+from ovdet.data.region_store import RegionEmbeddingStore
 
 D = 8
 
@@ -123,7 +123,7 @@ def test_resume_after_crash_matches_uninterrupted_run(tmp_path):
     assert store.done_ids() == set(IDS[:3])
     # a hard kill while writing: a stray temporary shard and a torn index line
     shard_dir = tmp_path / "s" / "shards"
-    stray = shard_dir / ".r0-000009.safetensors.tmp-999"
+    stray = shard_dir / ".r0-000009.safetensors.k3x9q1.tmp"
     stray.write_bytes(b"half a shard")
     with open(tmp_path / "s" / "index-rank0.jsonl", "a") as f:
         f.write('{"shard": "shards/r0-000009.safetensors", "ids": [')

@@ -1,4 +1,4 @@
-"""On-disk store of per-image teacher targets (ViLD-image, METHODS.md §2): proposals + embeddings.
+"""On-disk store of per-image teacher targets (ViLD-image): proposals + embeddings.
 
 Layout of a store directory ``root``::
 
@@ -52,6 +52,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save as safetensors_save
 
+from ovdet.utils.io import atomic_write_bytes, fsync_dir, write_json
+
 __all__ = ["ImageId", "RegionEmbeddingStore", "RegionStoreWriter", "normalize_image_id"]
 
 logger = logging.getLogger(__name__)
@@ -68,7 +70,8 @@ CHECKED_KEYS = ("teacher", "dim", "dtype", "scales", "top_m", "proposals")
 
 _INDEX_RE = re.compile(r"^index-rank(\d+)\.jsonl$")
 _SHARD_RE = re.compile(r"^r(\d+)-(\d+)\.safetensors$")
-_TMP_RE = re.compile(r"^\.r(\d+)-(\d+)\.safetensors\.tmp")
+# temporary files of utils.io.atomic_write: ".<final name>.<random>.tmp"
+_TMP_RE = re.compile(r"^\.r(\d+)-(\d+)\.safetensors\..*\.tmp$")
 
 
 def normalize_image_id(image_id: Any) -> ImageId:
@@ -94,33 +97,6 @@ def normalize_image_id(image_id: Any) -> ImageId:
 
 def _describe_id(image_id: ImageId) -> str:
     return f"{image_id!r} ({type(image_id).__name__})"
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a rename / file creation in ``path`` durable (no-op where that is not possible)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write ``obj`` as JSON to ``path`` through a temporary file + fsync + ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
 
 
 @dataclass(frozen=True)
@@ -215,7 +191,7 @@ class RegionEmbeddingStore:
         meta["dtype"] = meta["dtype"] or "float16"
         # Several ranks may create the store at the same moment: each replaces store.json
         # atomically with its own (equal, or else caught by the check below) metadata.
-        write_json_atomic(self.root / METADATA_FILE, meta)
+        write_json(self.root / METADATA_FILE, meta, indent=2, sort_keys=True, durable=True)
 
     def _read_metadata(self) -> dict[str, Any]:
         path = self.root / METADATA_FILE
@@ -617,13 +593,7 @@ class RegionStoreWriter:
 
         name = f"r{self.rank}-{self._next_seq:06d}.safetensors"
         final = self.shard_dir / name
-        tmp = self.shard_dir / f".{name}.tmp-{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, final)
-        _fsync_dir(self.shard_dir)
+        atomic_write_bytes(final, payload, durable=True)
 
         entry = {"shard": f"{SHARD_DIR}/{name}", "ids": ids, "counts": counts, "scored": scored}
         line = (json.dumps(entry) + "\n").encode("utf-8")
@@ -633,7 +603,7 @@ class RegionStoreWriter:
             f.flush()
             os.fsync(f.fileno())
         if new_index:
-            _fsync_dir(self.store.root)
+            fsync_dir(self.store.root)
 
         self._next_seq += 1
         self._done.update(ids)

@@ -19,19 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.replace(tmp, path)
 
 
 def _encode_mask(mask: np.ndarray) -> dict:
@@ -85,6 +77,7 @@ def run_detection(predictor, images: list[Path], names: list[str], args) -> dict
     from tqdm import tqdm
 
     from ovdet.utils.image import ImageReadError, load_image
+    from ovdet.utils.io import write_json
     from ovdet.utils.visualize import draw_detections
 
     out_dir = Path(args.output)
@@ -142,12 +135,13 @@ def run_detection(predictor, images: list[Path], names: list[str], args) -> dict
         dict(r, id=i + 1, area=r["bbox"][2] * r["bbox"][3], iscrowd=0)
         for i, r in enumerate(results)
     ]
-    _write_json(out_dir / "results.json", results)
-    _write_json(
+    write_json(out_dir / "results.json", results, newline=False)
+    write_json(
         out_dir / "detections.json",
         {"images": coco_images, "categories": categories, "annotations": annotations},
+        newline=False,
     )
-    _write_json(out_dir / "errors.json", errors)
+    write_json(out_dir / "errors.json", errors, newline=False)
     return {
         "images": len(coco_images),
         "failed": len(errors),

@@ -23,7 +23,6 @@ restored to fp32 on load.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -33,6 +32,8 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from ovdet.utils.io import atomic_write, atomic_write_text, file_sha256, write_json
 
 __all__ = [
     "DEMO_FILES",
@@ -57,15 +58,7 @@ _IDS_KEY = "token_embedding.ids"
 
 def default_assets_dir() -> Path:
     """``ovdet/assets/ov_shapes`` inside the installed package."""
-    return Path(__file__).resolve().parents[2] / "assets" / "ov_shapes"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    return Path(__file__).resolve().parents[1] / "assets" / "ov_shapes"
 
 
 def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -87,7 +80,7 @@ def _float(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _training_texts(data_root: Path, names: list[str], templates: list[str]) -> list[str]:
     """Every text the teacher was trained on: class captions and the image captions."""
-    from ovdet.benchmarks.ov_shapes.data import split_files
+    from ovdet.data.synthetic.catalog import split_files
 
     texts = [t.format(n) for n in names for t in templates]
     captions = split_files(data_root).get("captions_train")
@@ -154,8 +147,8 @@ def export_demo_assets(
     Returns:
         The manifest written to ``out/manifest.json``.
     """
-    from ovdet.benchmarks.ov_shapes.data import ov_shapes_class_names
     from ovdet.data.synthetic import load_split
+    from ovdet.data.synthetic.catalog import ov_shapes_class_names
     from ovdet.engine.train import do_test
     from ovdet.teacher.pretrain import CAPTION_TEMPLATES
     from ovdet.teacher.small_clip import config_path_for, load_small_clip
@@ -169,14 +162,14 @@ def export_demo_assets(
 
     ckpt = torch.load(detector_checkpoint, map_location="cpu", weights_only=True)
     state = ckpt["model"] if "model" in ckpt else ckpt
-    save_file(_half(state), str(out / "detector.safetensors"))
+    atomic_write(out / "detector.safetensors", lambda tmp: save_file(_half(state), tmp))
     _model_yaml(cfg, out / "detector.yaml")
 
     clip = load_small_clip(teacher_checkpoint)
     text_state = _text_tower_state(clip, _training_texts(data_root, names, templates))
-    save_file(text_state, str(out / "teacher_text.safetensors"))
+    atomic_write(out / "teacher_text.safetensors", lambda tmp: save_file(text_state, tmp))
     clip_cfg = json.loads(config_path_for(teacher_checkpoint).read_text(encoding="utf-8"))
-    (out / "teacher_text.json").write_text(json.dumps(clip_cfg, indent=2) + "\n")
+    write_json(out / "teacher_text.json", clip_cfg, indent=2)
 
     manifest: dict[str, Any] = {
         "format": ASSET_FORMAT,
@@ -206,10 +199,10 @@ def export_demo_assets(
 
 def _write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     manifest["files"] = {
-        name: {"sha256": _sha256(out / name), "bytes": (out / name).stat().st_size}
+        name: {"sha256": file_sha256(out / name), "bytes": (out / name).stat().st_size}
         for name in DEMO_FILES
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "manifest.json", manifest, indent=2)
 
 
 def _write_readme(out: Path, manifest: dict[str, Any]) -> None:
@@ -261,7 +254,7 @@ ViLD-text box AP50 base {ap(det.get("AP50_base"))}, novel {ap(det.get("AP50_nove
 as shipped (fp16) AP50 base {ap(shipped.get("AP50_base"))}, novel \
 {ap(shipped.get("AP50_novel"))}.
 """
-    (out / "README.md").write_text(text, encoding="utf-8")
+    atomic_write_text(out / "README.md", text)
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +323,7 @@ def verify_assets(folder: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"demo assets: {path} does not list {name}; {how}")
         if not file.is_file():
             raise FileNotFoundError(f"demo assets: {file} not found; {how}")
-        if file.stat().st_size != info["bytes"] or _sha256(file) != info["sha256"]:
+        if file.stat().st_size != info["bytes"] or file_sha256(file) != info["sha256"]:
             raise ValueError(
                 f"demo assets: {file} does not match its sha256 in {path} (corrupt or "
                 f"replaced; a Git LFS pointer?); {how}"

@@ -8,7 +8,7 @@ import pytest
 import torch
 from detectron2.config import instantiate
 
-from ovdet.modeling import load_detectron2_weights
+from ovdet.engine.checkpoint import load_detectron2_weights
 
 
 def _pair(tiny_fpn_config):

@@ -1,12 +1,14 @@
-"""OV-Shapes data for the benchmark and its configs: registration, class names, embeddings.
+"""OV-Shapes roots in detectron2: registration, class names and files (for configs and tools).
 
 The ``configs/ov_shapes/*.py`` files call these through ``LazyCall`` so that nothing is read
 or registered until a config is instantiated:
 
+* :func:`register_ov_shapes` registers the three splits of a root;
 * :func:`ov_shapes_dataset` registers a dataset root (idempotent) and returns the name of
   one of its splits, e.g. ``"ov_shapes_train_base"``;
 * :func:`ov_shapes_class_names` reads base / novel / all class names from ``split.json``;
-* :func:`ov_shapes_class_embeddings` picks rows of a class-embedding file by name.
+* class text embeddings of those names are read with
+  ``ovdet.text.load_class_embeddings(path, select=names)`` (rows named by the file's sidecar).
 
 A dataset root is a folder with ``split.json`` as written by
 :func:`ovdet.data.synthetic.generate_ov_shapes`; its ``files`` entry may hold absolute paths,
@@ -21,17 +23,16 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from ovdet.data.synthetic.dataset import FILES, SPLIT_FILE, load_split
+from ovdet.utils.io import write_json
 
 __all__ = [
     "DEFAULT_PREFIX",
     "default_ov_shapes_root",
-    "ov_shapes_class_embeddings",
     "ov_shapes_class_names",
     "ov_shapes_dataset",
     "prepare_external_dataset",
+    "register_ov_shapes",
     "split_files",
 ]
 
@@ -50,6 +51,66 @@ def default_ov_shapes_root() -> str:
     return str(datasets_root() / "ov_shapes")
 
 
+def register_ov_shapes(
+    root: str | os.PathLike, prefix: str = "ov_shapes", *, replace: bool = False
+) -> list[str]:
+    """Register ``{prefix}_train_base``, ``{prefix}_train_all`` and ``{prefix}_val``.
+
+    Uses :func:`ovdet.data.datasets.register_ov_dataset` (evaluator type ``"ov_coco"``), with
+    ``thing_classes`` / ``thing_dataset_id_to_contiguous_id`` declared from ``split.json``
+    (so nothing but ``split.json`` is read now):
+
+    * ``_train_base``: base classes only (contiguous ids = base classes in id order; its
+      ``novel_classes`` is empty since its json has no novel category);
+    * ``_train_all`` and ``_val``: all classes, ``novel_classes`` = the novel split.
+
+    Extra metadata of each: ``captions_json`` (the split's captions file), ``split_json``,
+    ``mask_format`` ("bitmask": segmentations are RLE), ``ov_shapes_novel`` (novel names).
+
+    Args:
+        root: folder written by ``ovdet data ov-shapes --out``.
+        prefix: dataset name prefix.
+        replace: re-register names that already exist with different paths.
+
+    Returns:
+        The registered dataset names.
+    """
+    from ovdet.data.datasets import register_ov_dataset
+
+    root = Path(root).resolve()
+    split = load_split(root)
+    cats = sorted(split["categories"], key=lambda c: c["id"])
+    novel = [c["name"] for c in cats if c["name"] in set(split["novel"])]
+    base_cats = [c for c in cats if c["name"] not in set(novel)]
+    files = split.get("files", FILES)
+    specs = (
+        ("train_base", files["train_base"], "images_train", "captions_train", base_cats, []),
+        ("train_all", files["train_all"], "images_train", "captions_train", cats, novel),
+        ("val", files["val"], "images_val", "captions_val", cats, novel),
+    )
+    names = []
+    for suffix, json_name, images_key, captions_key, split_cats, split_novel in specs:
+        name = f"{prefix}_{suffix}"
+        register_ov_dataset(
+            name,
+            root / json_name,
+            root / files[images_key],
+            novel=split_novel,
+            evaluator_type="ov_coco",
+            extra_metadata={
+                "thing_classes": [c["name"] for c in split_cats],
+                "thing_dataset_id_to_contiguous_id": {c["id"]: i for i, c in enumerate(split_cats)},
+                "captions_json": str(root / files[captions_key]),
+                "split_json": str(root / SPLIT_FILE),
+                "mask_format": "bitmask",
+                "ov_shapes_novel": list(novel),
+            },
+            replace=replace,
+        )
+        names.append(name)
+    return names
+
+
 def ov_shapes_dataset(root: str | os.PathLike, split: str, prefix: str = DEFAULT_PREFIX) -> str:
     """Register the datasets of ``root`` under ``prefix`` and return ``"<prefix>_<split>"``.
 
@@ -66,8 +127,6 @@ def ov_shapes_dataset(root: str | os.PathLike, split: str, prefix: str = DEFAULT
     """
     if split not in _SPLITS:
         raise ValueError(f"ov_shapes_dataset: split must be one of {_SPLITS}, got {split!r}")
-    from ovdet.data.synthetic import register_ov_shapes
-
     names = register_ov_shapes(root, prefix, replace=True)
     return names[_SPLITS.index(split)]
 
@@ -89,34 +148,6 @@ def ov_shapes_class_names(root: str | os.PathLike, which: str = "all") -> list[s
     if which == "all":
         return [c["name"] for c in sorted(split["categories"], key=lambda c: c["id"])]
     return list(split[which])
-
-
-def ov_shapes_class_embeddings(
-    root: str | os.PathLike, path: str | os.PathLike, which: str = "all"
-) -> torch.Tensor:
-    """Rows of a class-embedding file for the base / novel / all classes of a dataset root.
-
-    Args:
-        root: dataset folder holding ``split.json``.
-        path: embedding file with a ``<stem>.names.txt`` sidecar naming its rows (as written by
-            :func:`ovdet.text.save_class_embeddings`).
-        which: see :func:`ov_shapes_class_names`.
-
-    Returns:
-        Tensor (C, D) float32, L2-normalised rows, in the order of
-        ``ov_shapes_class_names(root, which)``.
-    """
-    from ovdet.text import load_class_embeddings, names_path
-
-    sidecar = names_path(path)
-    if not sidecar.is_file():
-        raise FileNotFoundError(
-            f"class embedding file {path} has no names sidecar {sidecar}; write it with "
-            "ovdet.text.save_class_embeddings(path, embeddings, names)"
-        )
-    return load_class_embeddings(
-        path, vocabulary=str(sidecar), select=ov_shapes_class_names(root, which)
-    )
 
 
 def split_files(root: str | os.PathLike) -> dict[str, Path]:
@@ -236,11 +267,11 @@ def prepare_external_dataset(
         a for a in train["annotations"] if int(a["category_id"]) not in novel_ids
     ]
     base_data["categories"] = [c for c in train["categories"] if int(c["id"]) not in novel_ids]
-    (out / "train_base.json").write_text(json.dumps(base_data), encoding="utf-8")
+    write_json(out / "train_base.json", base_data, newline=False)
     captions_val = _first(data_dir, ("captions_val.json",))
     if captions_json is None or captions_val is None:
         empty = out / "captions_empty.json"
-        empty.write_text(json.dumps({"images": [], "annotations": []}), encoding="utf-8")
+        write_json(empty, {"images": [], "annotations": []}, newline=False)
     files = {
         "train_all": str(train_json),
         "train_base": "train_base.json",
@@ -259,5 +290,5 @@ def prepare_external_dataset(
         "has_captions": captions_json is not None,
         "files": files,
     }
-    (out / SPLIT_FILE).write_text(json.dumps(split, indent=2) + "\n", encoding="utf-8")
+    write_json(out / SPLIT_FILE, split, indent=2)
     return split
