@@ -1,39 +1,255 @@
-"""``ovdet demo``: text-prompted open-vocabulary detection on fresh OV-Shapes images.
+"""The embedded demo: text-prompted open-vocabulary detection on fresh OV-Shapes images.
 
-Generates a few OV-Shapes validation images with a seed the shipped models never saw, loads
-the shipped small CLIP teacher text tower and ViLD-text detector (``ovdet/assets/ov_shapes``,
-made by ``ovdet bench ov-shapes --export-demo``; nothing is trained here), detects a
-vocabulary that includes the novel classes -- classes the detector never saw a box of --
-and writes::
+:func:`run_demo` generates a few OV-Shapes validation images with a seed the shipped models
+never saw, loads the shipped small CLIP teacher text tower and ViLD-text detector
+(``ovdet/assets/ov_shapes``, made by ``ovdet bench ov-shapes --export-demo``; nothing is
+trained here), detects a vocabulary that includes the novel classes -- classes the detector
+never saw a box of -- and writes::
 
     OUT/images/val/*.png          the generated images
-    OUT/vis/*.png                 detections drawn on them (novel classes marked "*")
+    OUT/vis/*.png                 ground truth | detections, side by side and enlarged
+                                  (novel classes marked "*" with a dashed outline)
     OUT/results.json              detections, COCO results format (XYWH boxes)
     OUT/ground_truth.json         the images' COCO instances ground truth
     OUT/metrics.json              box AP50 over all / base / novel classes
 
-and prints a short table. ``--vocab "red circle,blue star"`` detects other names (they are
-encoded by the teacher's text tower); classes of the images left out of the vocabulary
-count as missed.
+A vocabulary of other names (``vocabulary=["red circle", "blue star"]``) is encoded by the
+teacher's text tower; classes of the images left out of the vocabulary count as missed.
+The command line is ``ovdet demo`` (:mod:`ovdet.cli.demo`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from detectron2.data import transforms as T
+from PIL import Image
 
-__all__ = ["main", "run_demo"]
+from ovdet.data.synthetic import OVShapesConfig, generate_ov_shapes
+from ovdet.evaluation import evaluate_coco_results
+from ovdet.evaluation.results import detections_to_coco_results
+from ovdet.model_zoo.assets import DemoBundle, load_demo_assets
+from ovdet.predictor import OVPredictor
+from ovdet.utils.device import resolve_device
+from ovdet.utils.image import load_image
+from ovdet.utils.io import write_json
+from ovdet.utils.visualize import compose_panels, draw_detections
+
+__all__ = [
+    "add_vocabulary_categories",
+    "build_predictor",
+    "draw_comparison",
+    "make_images",
+    "run_demo",
+    "score_results",
+    "summarise_image",
+]
 
 
-def _names(text: str) -> list[str]:
-    return [n.strip() for n in text.split(",") if n.strip()]
+def make_images(
+    out: Path, *, num_images: int, seed: int, generator: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Generate ``num_images`` OV-Shapes validation images into ``out/images/val``.
+
+    Only what the demo uses is kept: the training split and ``val.json`` are removed (the
+    ground truth is returned, and written later as ``ground_truth.json``).
+
+    Args:
+        out: output folder.
+        num_images: images to generate.
+        seed: generator seed (the shipped models were trained on seed 0).
+        generator: the generator parameters the assets were trained with (their manifest's
+            ``"generator"``); None or empty for the defaults.
+
+    Returns:
+        The COCO instances ground truth of the images (``images``, ``annotations``,
+        ``categories``; boxes XYWH).
+    """
+    config = OVShapesConfig.from_dict(dict(generator)) if generator else OVShapesConfig()
+    generate_ov_shapes(
+        out, num_train=0, num_val=num_images, seed=seed, config=config, progress=False
+    )
+    gt = json.loads((out / "val.json").read_text(encoding="utf-8"))
+    for name in ("val.json", "train_all.json", "train_base.json", "captions_train.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / "images" / "train", ignore_errors=True)
+    return gt
+
+
+def build_predictor(
+    bundle: DemoBundle,
+    vocabulary: Sequence[str] | None,
+    *,
+    device: str,
+    score_thresh: float,
+) -> tuple[OVPredictor, list[str]]:
+    """The predictor over the shipped detector, with ``vocabulary`` set.
+
+    The names are encoded by the teacher's text tower (the model caches the embeddings).
+
+    Args:
+        bundle: the loaded demo assets.
+        vocabulary: class names to detect; None or empty for every class of the assets.
+        device: a resolved device ("cpu", "cuda", ...).
+        score_thresh: lowest score returned.
+
+    Returns:
+        ``(predictor, vocabulary)``.
+    """
+    vocab = list(vocabulary) if vocabulary else bundle.classes
+    size = bundle.image_size
+    predictor = OVPredictor(
+        bundle.model,
+        device=device,
+        score_thresh=score_thresh,
+        resize=T.ResizeShortestEdge([size, size], max_size=size),
+    )
+    predictor.set_vocabulary(vocab)
+    return predictor, vocab
+
+
+def add_vocabulary_categories(
+    gt: Mapping[str, Any], vocabulary: Iterable[str]
+) -> tuple[dict[str, Any], dict[str, int]]:
+    """Give every vocabulary name a category of the ground truth.
+
+    A name the images do not annotate gets a new category id (after the largest), so that
+    its detections are scored as false positives of a class without ground truth.
+
+    Returns:
+        ``(ground truth with the added categories, {name: category id})``.
+    """
+    name_to_id = {c["name"]: int(c["id"]) for c in gt["categories"]}
+    extra = []
+    for name in vocabulary:
+        if name not in name_to_id:
+            name_to_id[name] = max(name_to_id.values()) + 1
+            extra.append({"id": name_to_id[name], "name": name})
+    return {**gt, "categories": list(gt["categories"]) + extra}, name_to_id
+
+
+def _annotation_masks(
+    annotations: Sequence[Mapping[str, Any]], height: int, width: int
+) -> np.ndarray | None:
+    """(N, H, W) bool masks of COCO annotations (RLE or polygons); None if one has none."""
+    from pycocotools import mask as mask_util
+
+    masks = []
+    for ann in annotations:
+        seg = ann.get("segmentation")
+        if not seg:
+            return None
+        if isinstance(seg, list):  # polygons
+            seg = mask_util.merge(mask_util.frPyObjects(seg, height, width))
+        elif isinstance(seg.get("counts"), list):  # uncompressed RLE
+            seg = mask_util.frPyObjects(seg, height, width)
+        masks.append(mask_util.decode(seg).astype(bool))
+    return np.stack(masks) if masks else np.zeros((0, height, width), dtype=bool)
+
+
+def draw_comparison(
+    rgb: np.ndarray,
+    annotations: Sequence[Mapping[str, Any]],
+    pred: Mapping[str, Any],
+    *,
+    categories: Mapping[int, str],
+    vocabulary: Sequence[str],
+    novel: Iterable[str],
+    show_thresh: float,
+) -> Image.Image:
+    """The ground truth and the detections of one image, side by side, enlarged.
+
+    A class has the same colour in both panels (its index in ``vocabulary``); novel classes
+    are drawn dashed with a ``*``. When the model predicts masks, both panels also show the
+    masks' outlines (not filled: an OV-Shapes class is a colour, a fill would repaint it).
+
+    Args:
+        rgb: (H, W, 3) uint8 image.
+        annotations: its COCO ground-truth annotations (``bbox`` XYWH, ``category_id``).
+        pred: its predictions (:meth:`OVPredictor.predict`; ``labels`` index ``vocabulary``).
+        categories: ``{category id: name}`` of the ground truth.
+        vocabulary: the predictor's vocabulary.
+        novel: names of the novel classes.
+        show_thresh: lowest score drawn.
+
+    Returns:
+        RGB image: two panels titled "ground truth" and "prediction (score >= t)".
+    """
+    novel = set(novel)
+    index = {name: i for i, name in enumerate(vocabulary)}
+    gt_names = [categories[int(a["category_id"])] for a in annotations]
+    gt_boxes = np.array(
+        [[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in annotations)], dtype=np.float64
+    ).reshape(-1, 4)
+    # a class outside the vocabulary still gets a colour of its own
+    gt_labels = [
+        index.get(n, len(vocabulary) + int(a["category_id"])) for n, a in zip(gt_names, annotations)
+    ]
+    with_masks = "masks" in pred
+    truth = draw_detections(
+        rgb,
+        gt_boxes,
+        gt_labels,
+        gt_names,
+        masks=_annotation_masks(annotations, *rgb.shape[:2]) if with_masks else None,
+        novel=[n in novel for n in gt_names],
+        mask_alpha=0.0,
+    )
+    keep = pred["scores"] >= show_thresh
+    names = [n for n, k in zip(pred["class_names"], keep) if k]
+    detected = draw_detections(
+        rgb,
+        pred["boxes"][keep],
+        pred["labels"][keep],
+        names,
+        pred["scores"][keep],
+        masks=pred["masks"][keep] if with_masks else None,
+        novel=[n in novel for n in names],
+        mask_alpha=0.0,
+    )
+    return compose_panels(
+        [truth, detected],
+        ["ground truth  (*novel: dashed)", f"prediction (score >= {show_thresh:.2f})"],
+    )
+
+
+def summarise_image(
+    path: Path, objects: int, pred: Mapping[str, Any], *, novel: Iterable[str], show_thresh: float
+) -> dict[str, Any]:
+    """One image's entry of the summary: ``file``, ``objects`` (ground-truth count) and
+    ``detections`` (score >= ``show_thresh``: ``name``, ``score``, ``box`` XYXY, ``novel``)."""
+    novel = set(novel)
+    keep = pred["scores"] >= show_thresh
+    return {
+        "file": str(path),
+        "objects": objects,
+        "detections": [
+            {
+                "name": n,
+                "score": round(float(s), 4),
+                "box": [round(float(v), 1) for v in b],
+                "novel": n in novel,
+            }
+            for n, s, b, k in zip(pred["class_names"], pred["scores"], pred["boxes"], keep)
+            if k
+        ],
+    }
+
+
+def score_results(
+    gt_path: Path, gt: Mapping[str, Any], results: list[dict[str, Any]], novel: Iterable[str]
+) -> dict[str, float]:
+    """Box AP (COCO, percent) over all / base / novel classes; novel classes without a
+    ground-truth category are left out of the novel average."""
+    names = {c["name"] for c in gt["categories"]}
+    gt_novel = [n for n in novel if n in names]
+    return evaluate_coco_results(gt_path, results, novel=gt_novel).get("bbox", {})
 
 
 def run_demo(
@@ -56,126 +272,67 @@ def run_demo(
         vocabulary: class names to detect (default: every OV-Shapes class, base + novel).
         device: "auto", "cpu" or "cuda".
         score_thresh: lowest score kept in ``results.json`` (and scored by AP).
-        show_thresh: lowest score drawn and printed.
+        show_thresh: lowest score drawn and listed in the summary.
         assets: assets folder (default: the shipped ``ovdet/assets/ov_shapes``).
 
     Returns:
         ``{"metrics": {"AP50", "AP50_base", "AP50_novel", ...}, "images": [per-image dicts:
         file, objects, detections (name, score, box XYXY, novel)], "vocabulary", "novel",
-        "outputs": {name: path}, "time_s"}``.
+        "seed", "outputs": {name: path}, "time_s"}``.
+
+    Raises:
+        ValueError: ``num_images`` < 1, or assets that fail their checksums.
     """
-    import ovdet  # noqa: F401  (compat layer before detectron2)
-
-    # isort: split
-
-    from detectron2.data import transforms as T
-
-    from ovdet.data.synthetic import OVShapesConfig, generate_ov_shapes
-    from ovdet.evaluation import evaluate_coco_results
-    from ovdet.model_zoo.assets import load_demo_assets
-    from ovdet.predictor import OVPredictor
-    from ovdet.utils.image import load_image
-    from ovdet.utils.visualize import draw_detections
-
     start = time.perf_counter()
     if num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {num_images}")
     out = Path(out)
-    from ovdet.utils.device import resolve_device
-
     device = resolve_device(device)
     bundle = load_demo_assets(assets, device=device)
-    manifest = bundle.manifest
-
-    # 1. fresh images from the generator the assets were trained with
-    params = dict(manifest.get("generator") or {})
-    config = OVShapesConfig.from_dict(params) if params else OVShapesConfig()
-    generate_ov_shapes(
-        out, num_train=0, num_val=num_images, seed=seed, config=config, progress=False
-    )
-    gt = json.loads((out / "val.json").read_text(encoding="utf-8"))
-    for name in ("train_all.json", "train_base.json", "captions_train.json"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(out / "images" / "train", ignore_errors=True)
-
-    # 2. vocabulary: names -> embeddings through the teacher's text tower (cached by the model)
-    vocab = list(vocabulary) if vocabulary else bundle.classes
     novel = set(bundle.novel)
-    size = bundle.image_size
-    predictor = OVPredictor(
-        bundle.model,
-        device=device,
-        score_thresh=score_thresh,
-        resize=T.ResizeShortestEdge([size, size], max_size=size),
-    )
-    predictor.set_vocabulary(vocab)
 
-    # 3. detect, draw, collect COCO results
-    name_to_id = {c["name"]: int(c["id"]) for c in gt["categories"]}
-    extra_cats = []
-    for name in vocab:
-        if name not in name_to_id:  # a class the images do not annotate: scored as no GT
-            name_to_id[name] = max(name_to_id.values()) + 1
-            extra_cats.append({"id": name_to_id[name], "name": name})
-    gt["categories"] = gt["categories"] + extra_cats
+    gt = make_images(
+        out, num_images=num_images, seed=seed, generator=bundle.manifest.get("generator")
+    )
+    predictor, vocab = build_predictor(bundle, vocabulary, device=device, score_thresh=score_thresh)
+    gt, name_to_id = add_vocabulary_categories(gt, vocab)
+    category_ids = [name_to_id[name] for name in vocab]  # vocabulary row -> category id
     gt_path = out / "ground_truth.json"
-    gt_path.write_text(json.dumps(gt), encoding="utf-8")
-    (out / "val.json").unlink(missing_ok=True)
+    write_json(gt_path, gt, newline=False)
 
     vis_dir = out / "vis"
     vis_dir.mkdir(parents=True, exist_ok=True)
-    counts: dict[int, int] = {}
+    categories = {int(c["id"]): c["name"] for c in gt["categories"]}
+    annotations: dict[int, list[dict[str, Any]]] = {}
     for ann in gt["annotations"]:
-        counts[ann["image_id"]] = counts.get(ann["image_id"], 0) + 1
+        annotations.setdefault(ann["image_id"], []).append(ann)
     results, per_image = [], []
     for img in gt["images"]:
         path = out / "images" / "val" / img["file_name"]
         rgb = load_image(path)
         pred = predictor.predict(rgb)
-        for box, score, name in zip(pred["boxes"], pred["scores"], pred["class_names"]):
-            x0, y0, x1, y1 = (float(v) for v in box)
-            results.append(
-                {
-                    "image_id": int(img["id"]),
-                    "category_id": name_to_id[name],
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "score": float(score),
-                }
-            )
-        keep = pred["scores"] >= show_thresh
-        shown = [f"*{n}" if n in novel else n for n, k in zip(pred["class_names"], keep) if k]
-        draw_detections(
+        anns = annotations.get(img["id"], [])
+        results += detections_to_coco_results(
+            int(img["id"]), pred["boxes"], pred["scores"], pred["labels"], category_ids
+        )
+        draw_comparison(
             rgb,
-            pred["boxes"][keep],
-            pred["labels"][keep],
-            shown,
-            pred["scores"][keep],
-            masks=pred["masks"][keep] if "masks" in pred else None,
+            anns,
+            pred,
+            categories=categories,
+            vocabulary=vocab,
+            novel=novel,
+            show_thresh=show_thresh,
         ).save(vis_dir / img["file_name"])
         per_image.append(
-            {
-                "file": str(path),
-                "objects": counts.get(img["id"], 0),
-                "detections": [
-                    {
-                        "name": n,
-                        "score": round(float(s), 4),
-                        "box": [round(float(v), 1) for v in b],
-                        "novel": n in novel,
-                    }
-                    for n, s, b, k in zip(pred["class_names"], pred["scores"], pred["boxes"], keep)
-                    if k
-                ],
-            }
+            summarise_image(path, len(anns), pred, novel=novel, show_thresh=show_thresh)
         )
     results_path = out / "results.json"
-    results_path.write_text(json.dumps(results), encoding="utf-8")
+    write_json(results_path, results, newline=False)
 
-    # 4. score against the generated ground truth
-    gt_novel = [n for n in bundle.novel if n in {c["name"] for c in gt["categories"]}]
-    metrics = evaluate_coco_results(gt_path, results, novel=gt_novel).get("bbox", {})
+    metrics = score_results(gt_path, gt, results, bundle.novel)
     metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(metrics_path, metrics, indent=2)
     return {
         "metrics": metrics,
         "images": per_image,
@@ -190,79 +347,3 @@ def run_demo(
         },
         "time_s": round(time.perf_counter() - start, 2),
     }
-
-
-def format_table(summary: dict[str, Any], show_thresh: float, max_listed: int = 6) -> str:
-    """The short table printed by ``ovdet demo``."""
-    vocab, novel = summary["vocabulary"], summary["novel"]
-    lines = [
-        f"ovdet demo: {len(summary['images'])} new OV-Shapes images (seed {summary['seed']}), "
-        f"vocabulary of {len(vocab)} classes, {len(novel)} of them novel (marked *): the "
-        "detector never saw a box of a novel class",
-        "",
-        f"{'image':<12} {'objects':>7}  detections (score >= {show_thresh:.2f})",
-    ]
-    for img in summary["images"]:
-        dets = ", ".join(
-            f"{'*' if d['novel'] else ''}{d['name']} {d['score']:.2f}"
-            for d in img["detections"][:max_listed]
-        )
-        if len(img["detections"]) > max_listed:
-            dets += f", ... ({len(img['detections'])} in all)"
-        name = Path(img["file"]).name
-        lines.append(f"{name:<12} {img['objects']:>7}  {dets or '-'}")
-    m = summary["metrics"]
-
-    def ap(key):
-        value = m.get(key)
-        return "n/a" if value is None or not np.isfinite(value) else f"{value:.1f}"
-
-    lines += [
-        "",
-        f"box AP50 on these images: all {ap('AP50')}  base {ap('AP50_base')}  "
-        f"novel* {ap('AP50_novel')}",
-        f"wrote {summary['outputs']['vis']}/*.png, {summary['outputs']['results']}, "
-        f"{summary['outputs']['ground_truth']}, {summary['outputs']['metrics']} "
-        f"({summary['time_s']:.1f}s)",
-    ]
-    return "\n".join(lines)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="ovdet demo",
-        description="Open-vocabulary detection on new OV-Shapes images with the shipped small "
-        "teacher + ViLD-text detector (no training): PNG visualisations, COCO results json, "
-        "AP50 on base and novel classes.",
-    )
-    p.add_argument("--out", default="output/demo", help="output folder (output/demo)")
-    p.add_argument("--num-images", type=int, default=6, help="generated images (6)")
-    p.add_argument("--seed", type=int, default=1, help="image seed (1; training used 0)")
-    p.add_argument("--vocab", type=_names, default=None, help="comma-separated class names")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--score-thresh", type=float, default=0.05, help="kept in results (0.05)")
-    p.add_argument("--show-thresh", type=float, default=0.3, help="drawn and printed (0.3)")
-    p.add_argument("--assets", default=None, help="assets folder (the shipped ones)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``ovdet demo``: see the module docstring and ``--help``."""
-    args = build_parser().parse_args(argv)
-    summary = run_demo(
-        args.out,
-        num_images=args.num_images,
-        seed=args.seed,
-        vocabulary=args.vocab,
-        device=args.device,
-        score_thresh=args.score_thresh,
-        show_thresh=args.show_thresh,
-        assets=args.assets,
-    )
-    if args.json:
-        print(json.dumps(summary, indent=2))
-    else:
-        print(format_table(summary, args.show_thresh))
-    sys.stdout.flush()
-    return 0

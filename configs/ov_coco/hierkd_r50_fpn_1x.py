@@ -1,20 +1,21 @@
 """HierKD on OV-COCO, R50-FPN, 1x: instance-level (ViLD-image) + global caption InfoNCE.
 
 The global level pools the FPN maps into an image embedding contrasted with the CLIP text
-embedding of one COCO caption per image over the batch (METHODS.md §4). Needs the COCO
+embedding of one COCO caption per image over the batch (docs/methods.md#hierkd). Needs the COCO
 captions (dataset ``ov_coco_train_base_captions``) and CLIP ViT-B/32 weights for the text
 tower (configs/common/distill_paths.py). Trusted input: executed Python.
 """
 
 from detectron2.config import LazyCall as L
 
+from ovdet.methods.hierkd import hierkd_distiller
+from ovdet.methods.vild import vild_distiller
 from ovdet.text import OpenCLIPTextEncoder
 
 from ..common.distill_paths import CLIP_VIT_B32
-from ..common.models.distill import hierkd_distiller, vild_distiller
 from .vild_r50_fpn_1x import dataloader, lr_multiplier, model, optimizer, train
 
 caption_encoder = L(OpenCLIPTextEncoder)(model_name="ViT-B-32", pretrained=CLIP_VIT_B32)
-model.distillers = [vild_distiller, hierkd_distiller(caption_encoder)]
+model.distillers = [vild_distiller(), hierkd_distiller(caption_encoder)]
 dataloader.train.dataset.names = "ov_coco_train_base_captions"
 train.output_dir = "./output/ov_coco/hierkd_r50_fpn_1x"

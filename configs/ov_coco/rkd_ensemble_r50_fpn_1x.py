@@ -1,16 +1,16 @@
 """ViLD-ensemble heads trained with the RKD objective on OV-COCO, R50-FPN, 1x (a combination).
 
 The separate image head learns from RKD's region L1 + inter-embedding relationship matching
-on the top-5 class-agnostic proposals per image (weights in
-configs/common/models/distill.py) instead of ViLD-image's L1 on every stored proposal; the
-text head, λ = 2/3 and the image-head temperature are ViLD-ensemble's. On OV-Shapes (2 seeds)
-it lifted novel AP50 over ViLD-text by +10.6 (ViLD-ensemble: +8.4) and base AP50 by +5.0
-(README). Not a published recipe: a combination of the two papers' parts. Trusted input:
-executed Python.
+on the top-5 class-agnostic proposals per image (official COCO weights, see
+ovdet/methods/rkd/config.py) instead of ViLD-image's L1 on every stored proposal; the text
+head, λ = 2/3 and the image-head temperature are ViLD-ensemble's
+(docs/methods.md#rkd-ensemble). Not a published recipe: a combination of the two papers'
+parts. Trusted input: executed Python.
 """
 
-from ..common.models.distill import rkd_distiller
+from ovdet.methods.rkd import rkd_distiller
+
 from .vild_ensemble_r50_fpn_1x import dataloader, lr_multiplier, model, optimizer, train
 
-model.distillers = [rkd_distiller]
+model.distillers = [rkd_distiller()]
 train.output_dir = "./output/ov_coco/rkd_ensemble_r50_fpn_1x"

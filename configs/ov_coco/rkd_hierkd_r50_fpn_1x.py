@@ -3,8 +3,10 @@
 Trusted input: executed Python.
 """
 
-from ..common.models.distill import hierkd_distiller, rkd_distiller
+from ovdet.methods.hierkd import hierkd_distiller
+from ovdet.methods.rkd import rkd_distiller
+
 from .hierkd_r50_fpn_1x import caption_encoder, dataloader, lr_multiplier, model, optimizer, train
 
-model.distillers = [rkd_distiller, hierkd_distiller(caption_encoder)]
+model.distillers = [rkd_distiller(), hierkd_distiller(caption_encoder)]
 train.output_dir = "./output/ov_coco/rkd_hierkd_r50_fpn_1x"

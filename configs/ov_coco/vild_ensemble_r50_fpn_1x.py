@@ -4,12 +4,12 @@ head on the shared pooled features).
 The text head is trained with the ViLD-text loss, the image head only by ViLD-image
 distillation; at test time per-class probabilities are combined as
 p_text^(2/3) p_image^(1/3) for base and p_text^(1/3) p_image^(2/3) for novel classes
-(METHODS.md §2). Trusted input: executed Python.
+(docs/methods.md#vild-ensemble). Trusted input: executed Python.
 """
 
 from ovdet.data.builtin_meta import OV_COCO_BASE_NAMES, OV_COCO_NAMES
+from ovdet.methods.vild_ensemble import vild_ensemble
 
-from ..common.models.distill import vild_ensemble
 from .vild_r50_fpn_1x import dataloader, lr_multiplier, model, optimizer, train
 
 model.roi_heads = vild_ensemble(model.roi_heads, OV_COCO_BASE_NAMES)

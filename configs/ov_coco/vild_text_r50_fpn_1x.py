@@ -38,7 +38,6 @@ classifier.test_embeddings = L(load_class_embeddings)(
     path=_EMBEDDINGS, vocabulary="coco", select="ov-coco"
 )
 classifier.temperature = 0.01
-model.roi_heads.box_predictor.loss_type = "softmax"
 # OV-COCO is evaluated with boxes only
 model.roi_heads.mask_in_features = None
 model.roi_heads.mask_pooler = None

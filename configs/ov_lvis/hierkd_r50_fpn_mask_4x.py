@@ -1,7 +1,7 @@
 """HierKD on OV-LVIS, Mask R-CNN R50-FPN, 4x: instance-level (ViLD-image) + global caption InfoNCE.
 
 The global level pools the FPN maps into an image embedding contrasted with the CLIP text
-embedding of one COCO caption per image over the batch (METHODS.md §4; LVIS images are
+embedding of one COCO caption per image over the batch (docs/methods.md#hierkd; LVIS images are
 COCO images). Needs the COCO
 captions (dataset ``ov_lvis_train_base_captions``) and CLIP ViT-B/32 weights for the text
 tower (configs/common/distill_paths.py). Trusted input: executed Python.
@@ -9,13 +9,14 @@ tower (configs/common/distill_paths.py). Trusted input: executed Python.
 
 from detectron2.config import LazyCall as L
 
+from ovdet.methods.hierkd import hierkd_distiller
+from ovdet.methods.vild import vild_distiller
 from ovdet.text import OpenCLIPTextEncoder
 
 from ..common.distill_paths import CLIP_VIT_B32
-from ..common.models.distill import hierkd_distiller, vild_distiller
 from .vild_r50_fpn_mask_4x import dataloader, lr_multiplier, model, optimizer, train
 
 caption_encoder = L(OpenCLIPTextEncoder)(model_name="ViT-B-32", pretrained=CLIP_VIT_B32)
-model.distillers = [vild_distiller, hierkd_distiller(caption_encoder)]
+model.distillers = [vild_distiller(), hierkd_distiller(caption_encoder)]
 dataloader.train.dataset.names = "ov_lvis_train_base_captions"
 train.output_dir = "./output/ov_lvis/hierkd_r50_fpn_mask_4x"

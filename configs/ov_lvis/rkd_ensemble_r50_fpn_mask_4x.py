@@ -5,9 +5,9 @@ the official LVIS L1 weight as in ``rkd_r50_fpn_mask_4x.py``); the text head, λ
 classes as novel are ViLD-ensemble's. Trusted input: executed Python.
 """
 
-from ..common.models.distill import rkd_distiller
+from ovdet.methods.rkd import RKD_LVIS_L1, rkd_distiller
+
 from .vild_ensemble_r50_fpn_mask_4x import dataloader, lr_multiplier, model, optimizer, train
 
-model.distillers = [rkd_distiller]
-model.distillers[0].objective.l1_weight = 0.25 * 100 / 512
+model.distillers = [rkd_distiller(official_l1_weight=RKD_LVIS_L1)]
 train.output_dir = "./output/ov_lvis/rkd_ensemble_r50_fpn_mask_4x"

@@ -4,8 +4,8 @@ Trusted input: executed Python.
 """
 
 from ovdet.data.builtin_meta import lvis_categories
+from ovdet.methods.vild_ensemble import vild_ensemble
 
-from ..common.models.distill import vild_ensemble
 from .vild_r50_fpn_mask_4x import dataloader, lr_multiplier, model, optimizer, train
 
 _names = [c["name"] for c in lvis_categories()]

@@ -10,7 +10,8 @@ federated sigmoid loss, whose sampling weights are LVIS train image counts ** 0.
 rare classes at 0: rare classes are never sampled as positives or negatives, so the detector
 receives no supervision for them, which is the OV-LVIS protocol. (ViLD itself trains a softmax
 over the 866 base classes; the federated loss is the long-tail choice of later OV-LVIS work
-and is selectable back with ``loss_type="softmax"`` and base-only train embeddings.)
+and is selectable back with ``cls_loss=L(SoftmaxClassification)()`` and base-only train
+embeddings.)
 Test: all 1203 classes; mask AP, APr (novel), APc, APf.
 
 Needs (datasets/README.md): the OV-LVIS jsons from datasets/prepare_ov_lvis.py, COCO images,
@@ -27,7 +28,7 @@ from detectron2.data.samplers import RepeatFactorTrainingSampler
 
 from ovdet.data import datasets_root
 from ovdet.data.builtin_meta import lvis_train_image_counts
-from ovdet.modeling import federated_class_weights
+from ovdet.modeling import FederatedClassification, federated_class_weights
 from ovdet.text import load_class_embeddings
 
 from ..common.data.ov_lvis import dataloader
@@ -43,11 +44,12 @@ classifier.train_embeddings = L(load_class_embeddings)(path=_EMBEDDINGS, vocabul
 classifier.test_embeddings = None  # same 1203-class vocabulary at test time
 classifier.temperature = 0.01
 predictor = model.roi_heads.box_predictor
-predictor.loss_type = "federated"
-predictor.fed_class_weights = L(federated_class_weights)(
-    counts=L(lvis_train_image_counts)(exclude_rare=True), power=0.5
+predictor.cls_loss = L(FederatedClassification)(
+    class_weights=L(federated_class_weights)(
+        counts=L(lvis_train_image_counts)(exclude_rare=True), power=0.5
+    ),
+    num_sampled=50,
 )
-predictor.fed_num_classes = 50
 predictor.test_score_thresh = 0.0001
 predictor.test_topk_per_image = 300
 

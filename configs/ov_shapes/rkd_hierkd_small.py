@@ -1,6 +1,7 @@
 """RKD + HierKD global on OV-Shapes (a combination of objectives). Trusted input."""
 
-from ..common.models.distill import hierkd_distiller
+from ovdet.methods.hierkd import hierkd_distiller
+
 from .rkd_small import dataloader, lr_multiplier, model, optimizer, ov_shapes, train
 
 model.distillers = [

@@ -4,9 +4,9 @@ The L1 weight is the paper's 0.15 x 100 rescaled to the teacher's D = 128 (ovdet
 L1 over D; the official code averages it). Trusted input: executed Python.
 """
 
-from ..common.models.distill import rkd_distiller
+from ovdet.methods.rkd import rkd_distiller
+
 from .vild_small import dataloader, lr_multiplier, model, optimizer, ov_shapes, train
 
-model.distillers = [rkd_distiller]
-model.distillers[0].objective.l1_weight = 0.15 * 100 / 128
+model.distillers = [rkd_distiller(embed_dim=128)]
 train.output_dir = "./output/ov_shapes/rkd_small"

@@ -6,12 +6,12 @@ embeddings (top-32 proposals of the seed's ViLD-text RPN, crops at 1.0x + 1.5x),
 """
 
 from ovdet.data.teacher_mapper import TeacherTargetsMapper
+from ovdet.methods.vild import vild_distiller
 
-from ..common.models.distill import vild_distiller
 from .vild_text_small import dataloader, lr_multiplier, model, optimizer, ov_shapes, train
 
 ov_shapes.teacher_store = "${ov_shapes.root}/teacher_regions"
-model.distillers = [vild_distiller]
+model.distillers = [vild_distiller()]
 dataloader.train.mapper._target_ = TeacherTargetsMapper
 dataloader.train.mapper.store = "${ov_shapes.teacher_store}"
 dataloader.train.mapper.missing = "empty"

@@ -3,7 +3,8 @@
 Train on ``<prefix>_train_base`` (base boxes only) with the classifier's training vocabulary
 = the teacher's text embeddings of the base classes; test on ``<prefix>_val`` with every
 class (base + novel) in the vocabulary: novel classes are found only through their text
-embeddings (generalised setting, METHODS.md section 2). Box AP50 over base / novel.
+embeddings (generalised setting, docs/methods.md#open-vocabulary-detection-protocol).
+Box AP50 over base / novel.
 
 Fields to set (``key=value`` overrides or ``cfg.ov_shapes.*``):
     ov_shapes.root        dataset folder with split.json (``ovdet data ov-shapes --out``);

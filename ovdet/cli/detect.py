@@ -26,14 +26,6 @@ from typing import Any
 import numpy as np
 
 
-def _encode_mask(mask: np.ndarray) -> dict:
-    from pycocotools import mask as mask_util
-
-    rle = mask_util.encode(np.asfortranarray(mask.astype(np.uint8)))
-    rle["counts"] = rle["counts"].decode("ascii")
-    return rle
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="ovdet detect", description="Text-prompted detection on images."
@@ -76,6 +68,7 @@ def run_detection(predictor, images: list[Path], names: list[str], args) -> dict
     """Detect on ``images`` in batches; returns the summary written by :func:`main`."""
     from tqdm import tqdm
 
+    from ovdet.evaluation.results import detections_to_coco_results
     from ovdet.utils.image import ImageReadError, load_image
     from ovdet.utils.io import write_json
     from ovdet.utils.visualize import draw_detections
@@ -86,23 +79,23 @@ def run_detection(predictor, images: list[Path], names: list[str], args) -> dict
         vis_dir.mkdir(parents=True, exist_ok=True)
     coco_images, results, errors = [], [], []
     batch: list[tuple[int, Path, np.ndarray]] = []
+    category_ids = list(range(1, len(names) + 1))  # vocabulary row i -> category id i + 1
 
     def flush() -> None:
         if not batch:
             return
         outs = predictor.predict_batch([arr for _, _, arr in batch], score_thresh=args.score_thresh)
         for (image_id, path, arr), out in zip(batch, outs):
-            for k in range(len(out["scores"])):
-                x0, y0, x1, y1 = (float(v) for v in out["boxes"][k])
-                det = {
-                    "image_id": image_id,
-                    "category_id": int(out["labels"][k]) + 1,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "score": float(out["scores"][k]),
-                }
-                if "masks" in out:
-                    det["segmentation"] = _encode_mask(out["masks"][k])
-                results.append(det)
+            results.extend(
+                detections_to_coco_results(
+                    image_id,
+                    out["boxes"],
+                    out["scores"],
+                    out["labels"],
+                    category_ids,
+                    out.get("masks"),
+                )
+            )
             if not args.no_vis:
                 vis = draw_detections(
                     arr,

@@ -1,8 +1,9 @@
 """Built-in category metadata: COCO 2017, the OV-COCO 48/17 split, LVIS v1.
 
 COCO names and ids are those of the official ``instances_*2017.json`` files. The OV-COCO
-split is the one of OVR-CNN / ViLD (METHODS.md section 8). LVIS v1 categories (id, name,
-synonyms, frequency r/c/f) ship as ``ovdet/assets/lvis_v1_categories.json`` (CC BY 4.0).
+split is the one of OVR-CNN / ViLD (docs/methods.md#open-vocabulary-detection-protocol).
+LVIS v1 categories (id, name, synonyms, frequency r/c/f) ship as
+``ovdet/assets/lvis_v1_categories.json`` (CC BY 4.0).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Built-in OV-COCO datasets (48 base / 17 novel classes, METHODS.md section 8).
+"""Built-in OV-COCO datasets: 48 base / 17 novel classes
+(docs/methods.md#open-vocabulary-detection-protocol).
 
 Registered names (paths relative to :func:`datasets_root`, see datasets/README.md):
 

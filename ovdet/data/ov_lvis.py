@@ -1,4 +1,5 @@
-"""Built-in OV-LVIS datasets (LVIS v1; the 337 rare classes are novel, METHODS.md section 8).
+"""Built-in OV-LVIS datasets: LVIS v1, the 337 rare classes are novel
+(docs/methods.md#open-vocabulary-detection-protocol).
 
 Registered names (paths relative to the datasets root, see datasets/README.md):
 

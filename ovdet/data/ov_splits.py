@@ -1,7 +1,8 @@
 """Derive the OV-COCO and OV-LVIS annotation files from the official ones.
 
-Used by ``datasets/prepare_ov_coco.py`` and ``datasets/prepare_ov_lvis.py`` (METHODS.md
-section 8). The functions take and return parsed json dicts and never modify their input;
+Used by ``datasets/prepare_ov_coco.py`` and ``datasets/prepare_ov_lvis.py``
+(docs/methods.md#open-vocabulary-detection-protocol). The functions take and return parsed
+json dicts and never modify their input;
 outputs share unchanged entries (images, annotations) with the input to save memory.
 
 OV-COCO (from ``instances_{train,val}2017.json``):

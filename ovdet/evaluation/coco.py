@@ -1,7 +1,8 @@
 """COCO-style open-vocabulary evaluation: AP over all, base and novel classes.
 
-The generalised setting of OV-COCO (METHODS.md section 8): detections are made over the full
-test vocabulary (base + novel) and evaluated once with pycocotools' ``COCOeval``; AP over
+The generalised setting of OV-COCO (docs/methods.md#open-vocabulary-detection-protocol):
+detections are made over the full test vocabulary (base + novel) and evaluated once with
+pycocotools' ``COCOeval``; AP over
 base / novel classes averages the per-class precision of the same evaluation over those
 classes only, which is exactly what ``COCOeval`` gives with ``params.catIds`` restricted to
 them. pycocotools is used directly (not detectron2's compiled fast COCOeval).
@@ -24,20 +25,18 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Union
 
 import numpy as np
-import pycocotools.mask as mask_util
-from detectron2.structures import BoxMode, Instances
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from ovdet.data.datasets import read_coco_json, validate_coco_dict
 from ovdet.evaluation.collect import IOU_TYPES, ResultsCollector
+from ovdet.evaluation.results import instances_to_coco_results  # noqa: F401  (re-export)
 
 __all__ = [
     "COCO_METRICS",
     "OVCOCOEvaluator",
     "check_results",
     "evaluate_coco_results",
-    "instances_to_coco_results",
     "load_coco_gt",
     "load_results",
 ]
@@ -282,60 +281,6 @@ def evaluate_coco_results(
             for c, k in cat_pos.items():
                 metrics[f"AP-{coco_gt.cats[c]['name']}"] = _mean_precision(ev, cat_index=[k])
         out[iou_type] = metrics
-    return out
-
-
-def instances_to_coco_results(
-    instances: Instances,
-    image_id: int,
-    contiguous_to_dataset_id: Sequence[int] | Mapping[int, int],
-    *,
-    with_masks: bool = True,
-) -> list[dict]:
-    """Convert predictions of one image to COCO result dicts.
-
-    Args:
-        instances: with ``pred_boxes`` (XYXY, original image pixels), ``scores``,
-            ``pred_classes`` (indices into the dataset's ``thing_classes``) and optionally
-            ``pred_masks`` (R, H, W).
-        image_id: the image's id.
-        contiguous_to_dataset_id: contiguous class index -> category id of the json.
-        with_masks: encode ``pred_masks`` as RLE ``segmentation``.
-
-    Returns:
-        list of ``{"image_id", "category_id", "bbox" (XYWH), "score"[, "segmentation"]}``.
-    """
-    n = len(instances)
-    if n == 0:
-        return []
-    boxes = instances.pred_boxes.tensor.detach().cpu().numpy()
-    boxes = BoxMode.convert(boxes, BoxMode.XYXY_ABS, BoxMode.XYWH_ABS).tolist()
-    scores = instances.scores.detach().cpu().tolist()
-    classes = instances.pred_classes.detach().cpu().tolist()
-    rles = None
-    if with_masks and instances.has("pred_masks"):
-        masks = instances.pred_masks.detach().cpu().numpy()
-        rles = []
-        for m in masks:
-            m = m if m.dtype == bool else m > 0.5
-            rle = mask_util.encode(np.asfortranarray(m[:, :, None], dtype=np.uint8))[0]
-            rle["counts"] = rle["counts"].decode("utf-8")
-            rles.append(rle)
-    out = []
-    for k in range(n):
-        c = int(classes[k])
-        try:
-            cat = contiguous_to_dataset_id[c]
-        except (IndexError, KeyError) as e:
-            raise ValueError(
-                f"image {image_id}: predicted class index {c} has no dataset category id "
-                f"({len(contiguous_to_dataset_id)} classes); the model's test vocabulary must "
-                "be the dataset's thing_classes"
-            ) from e
-        r = {"image_id": image_id, "category_id": int(cat), "bbox": boxes[k], "score": scores[k]}
-        if rles is not None:
-            r["segmentation"] = rles[k]
-        out.append(r)
     return out
 
 

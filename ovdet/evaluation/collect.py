@@ -13,6 +13,7 @@ from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 from detectron2.utils import comm
 
+from ovdet.evaluation.results import instances_to_coco_results
 from ovdet.utils.io import write_json
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,6 @@ class ResultsCollector(DatasetEvaluator):
 
     def process(self, inputs: list[dict], outputs: list[dict]) -> None:
         """Convert one batch of model outputs to COCO results (kept in memory)."""
-        from ovdet.evaluation.coco import instances_to_coco_results
-
         reverse = {v: k for k, v in self._metadata.thing_dataset_id_to_contiguous_id.items()}
         for inp, out in zip(inputs, outputs):
             pred: dict[str, Any] = {"image_id": inp["image_id"], "results": []}

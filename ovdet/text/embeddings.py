@@ -48,7 +48,7 @@ def build_class_embeddings(
 ) -> torch.Tensor:
     """Zero-shot classifier weights: t_c = normalise(mean_k normalise(TextEnc(prompt_k(c)))).
 
-    The mean runs over all templates x synonyms of class c (METHODS.md section 1). All
+    The mean runs over all templates x synonyms of class c (docs/methods.md#clip-basics). All
     prompts of all classes are encoded together in batches of ``batch_size``.
 
     Args:

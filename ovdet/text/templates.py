@@ -2,7 +2,7 @@
 
 A template is a format string with exactly one ``"{}"``, filled with the class name (or a
 synonym). Averaging the normalised embeddings of many templates (a prompt ensemble) gives
-more robust class embeddings than a single prompt (METHODS.md section 1).
+more robust class embeddings than a single prompt (docs/methods.md#clip-basics).
 """
 
 from __future__ import annotations

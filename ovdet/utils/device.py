@@ -37,9 +37,7 @@ def resolve_device(spec: str | torch.device | None = "auto", *, where: str = "--
         spec = "auto"
     spec = str(spec).strip().lower()
     if not _SPEC.match(spec):
-        raise ValueError(
-            f"{where} {spec!r} is not a device; use auto, cpu, cuda or cuda:N"
-        )
+        raise ValueError(f"{where} {spec!r} is not a device; use auto, cpu, cuda or cuda:N")
     if spec == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if spec.startswith("cuda"):

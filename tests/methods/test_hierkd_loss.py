@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovdet.modeling.distill import HierKDGlobalDistillation
+from ovdet.methods.hierkd import HierKDGlobalDistillation
 
 
 def hand_info_nce(image, text, scale):

@@ -1,11 +1,12 @@
-"""ViLD-ensemble score combination on hand numbers."""
+"""ViLD-ensemble's image head and score combination on hand numbers."""
 
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from ovdet.modeling.distill import ViLDEnsembleHead, vild_ensemble_scores
+from ovdet.methods.vild_ensemble import ViLDEnsembleHead, vild_ensemble_scores
 
 
 def test_ensemble_formula_on_hand_numbers():
@@ -33,21 +34,26 @@ def test_lambda_extremes_pick_one_head():
     torch.testing.assert_close(out[:, 2:], image[:, 2:])
 
 
-def test_ensemble_head_shapes_and_probs():
+def test_ensemble_head_logits_and_combination():
     torch.manual_seed(0)
-    head = ViLDEnsembleHead(16, 8, temperature=0.1)
+    head = ViLDEnsembleHead(16, 8, temperature=0.1, lam=0.75)
     feats = torch.randn(5, 16)
     classes = torch.randn(3, 8)
-    probs = head.image_probs(feats, classes)
-    assert probs.shape == (5, 3)
-    torch.testing.assert_close(probs.sum(dim=1), torch.ones(5))
+    logits = head.logits(feats, classes)
+    expected = head.embed(feats) @ F.normalize(classes, dim=1).T / 0.1
+    torch.testing.assert_close(logits, expected)
+    torch.testing.assert_close(head.embed(feats).norm(dim=1), torch.ones(5))
     text_probs = torch.rand(5, 3)
     is_base = torch.tensor([True, False, True])
     torch.testing.assert_close(
-        head(feats, text_probs, classes, is_base),
-        vild_ensemble_scores(text_probs, probs, is_base, 2 / 3),
+        head.combine(text_probs, logits, is_base),
+        vild_ensemble_scores(text_probs, logits.softmax(dim=1), is_base, 0.75),
     )
-    torch.testing.assert_close(head.embed(feats).norm(dim=1), torch.ones(5))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="temperature must be a positive number"):
+            ViLDEnsembleHead(4, 2, temperature=bad)
+    with pytest.raises(ValueError, match="lam must be in"):
+        ViLDEnsembleHead(4, 2, lam=1.5)
 
 
 def test_shape_errors():

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from ovdet.modeling.distill import RKDDistillation, ViLDImageDistillation
+from ovdet.methods.rkd import RKDDistillation
+from ovdet.methods.vild import ViLDImageDistillation
 
 # two regions, D = 2; the student rows are already unit vectors, the teacher rows are not
 STUDENT = [[1.0, 0.0], [0.6, 0.8]]

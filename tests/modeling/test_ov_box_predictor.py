@@ -1,4 +1,5 @@
-"""OVFastRCNNOutputLayers: hand-computed loss values, federated sampling, inference."""
+"""OVFastRCNNOutputLayers and its classification losses: hand-computed loss values,
+federated sampling, inference."""
 
 from __future__ import annotations
 
@@ -12,20 +13,30 @@ from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
 
 from ovdet.modeling import (
+    FederatedClassification,
     OVFastRCNNOutputLayers,
+    SigmoidClassification,
+    SoftmaxClassification,
     TextEmbeddingClassifier,
     federated_class_weights,
     sample_federated_classes,
 )
 
+LOSSES = {
+    "softmax": SoftmaxClassification,
+    "sigmoid": SigmoidClassification,
+    "federated": FederatedClassification,
+}
+
 
 def _predictor(c_train=2, loss_type="softmax", **kw) -> OVFastRCNNOutputLayers:
+    loss_kw = {k: kw.pop(k) for k in ("prior_prob", "class_weights", "num_sampled") if k in kw}
     clf = TextEmbeddingClassifier(input_shape=5, train_embeddings=torch.randn(c_train, 4))
     return OVFastRCNNOutputLayers(
         ShapeSpec(channels=5),
         box2box_transform=Box2BoxTransform(weights=(10.0, 10.0, 5.0, 5.0)),
         classifier=clf,
-        loss_type=loss_type,
+        cls_loss=LOSSES[loss_type](**loss_kw),
         **kw,
     )
 
@@ -55,19 +66,20 @@ def test_softmax_loss_hand_computed():
     for row, label in zip(SCORES.tolist(), GT.tolist()):
         expected += math.log(sum(math.exp(v) for v in row)) - row[label]
     expected /= 3
-    assert p.classification_loss(SCORES, GT).item() == pytest.approx(expected, rel=1e-6)
+    assert p.cls_loss(SCORES, GT).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_sigmoid_loss_hand_computed():
     p = _predictor(loss_type="sigmoid", prior_prob=0.01)
     b = -math.log(99.0)
-    assert p.cls_bias.item() == pytest.approx(b, rel=1e-6)
+    assert p.cls_loss.bias.item() == pytest.approx(b, rel=1e-6)
+    assert "roi_heads" not in p.state_dict() and "cls_loss.bias" in p.state_dict()
     expected = 0.0
     for row, label in zip(SCORES.tolist(), GT.tolist()):
         for c in range(2):  # background (label 2) rows have all-zero targets
             expected += _bce(row[c] + b, 1.0 if c == label else 0.0)
     expected /= 3
-    assert p.classification_loss(SCORES, GT).item() == pytest.approx(expected, rel=1e-6)
+    assert p.cls_loss(SCORES, GT).item() == pytest.approx(expected, rel=1e-6)
 
 
 def test_federated_loss_hand_computed_on_gt_columns_only():
@@ -75,8 +87,8 @@ def test_federated_loss_hand_computed_on_gt_columns_only():
     p = _predictor(
         c_train=3,
         loss_type="federated",
-        fed_class_weights=[1.0, 1.0, 1.0],
-        fed_num_classes=1,
+        class_weights=[1.0, 1.0, 1.0],
+        num_sampled=1,
         prior_prob=0.5,
     )
     scores = torch.tensor([[1.0, 2.0, 0.5, 0.0], [0.0, -1.0, 3.0, 1.0], [0.3, 0.1, -0.4, 2.0]])
@@ -86,19 +98,17 @@ def test_federated_loss_hand_computed_on_gt_columns_only():
         for c in (0, 1):  # column 2 is neither a GT class nor sampled
             expected += _bce(row[c], 1.0 if c == label else 0.0)
     expected /= 3
-    assert p.classification_loss(scores, gt).item() == pytest.approx(expected, rel=1e-6)
+    assert p.cls_loss(scores, gt).item() == pytest.approx(expected, rel=1e-6)
     # With every class in the federated set it reduces to the sigmoid loss.
     p_all = _predictor(
         c_train=3,
         loss_type="federated",
-        fed_class_weights=[1.0, 1.0, 1.0],
-        fed_num_classes=50,
+        class_weights=[1.0, 1.0, 1.0],
+        num_sampled=50,
         prior_prob=0.5,
     )
     p_sig = _predictor(c_train=3, loss_type="sigmoid", prior_prob=0.5)
-    torch.testing.assert_close(
-        p_all.classification_loss(scores, gt), p_sig.classification_loss(scores, gt)
-    )
+    torch.testing.assert_close(p_all.cls_loss(scores, gt), p_sig.cls_loss(scores, gt))
 
 
 def test_federated_sampling_keeps_gt_classes():
@@ -118,12 +128,22 @@ def test_federated_sampling_keeps_gt_classes():
 
 
 def test_federated_requires_matching_weights():
-    with pytest.raises(ValueError, match="fed_class_weights"):
+    with pytest.raises(TypeError, match="class_weights"):
         _predictor(loss_type="federated")
     with pytest.raises(ValueError, match="3 entries.*2 classes"):
-        _predictor(loss_type="federated", fed_class_weights=[1.0, 1.0, 1.0])
-    with pytest.raises(ValueError, match="loss_type"):
-        _predictor(loss_type="focal")
+        _predictor(loss_type="federated", class_weights=[1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        FederatedClassification([1.0, -1.0])
+    with pytest.raises(ValueError, match="prior_prob"):
+        SigmoidClassification(prior_prob=1.0)
+    clf = TextEmbeddingClassifier(input_shape=5, train_embeddings=torch.randn(2, 4))
+    with pytest.raises(TypeError, match="cls_loss must be a ClassificationLoss"):
+        OVFastRCNNOutputLayers(
+            ShapeSpec(channels=5),
+            box2box_transform=Box2BoxTransform(weights=(10.0, 10.0, 5.0, 5.0)),
+            classifier=clf,
+            cls_loss=torch.nn.CrossEntropyLoss(),
+        )
 
 
 def _proposals(n0: int, n1: int) -> list[Instances]:

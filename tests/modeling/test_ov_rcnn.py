@@ -72,7 +72,7 @@ def test_set_vocabulary_names_with_text_encoder(model, fake_encoder):
     model.set_vocabulary(["cat", "dog"])
     model.set_vocabulary(names)
     assert fake_encoder.calls == 2
-    # embeddings equal the METHODS.md template average of the encoder's outputs
+    # embeddings equal the template average (docs/methods.md#clip-basics) of the encoder's outputs
     expected = fake_encoder.encode(["a cat.", "a dog."])
     model.set_vocabulary(["cat", "dog"])
     torch.testing.assert_close(model.roi_heads.get_vocabulary(), expected)
@@ -127,3 +127,54 @@ def test_checkpoint_loads_into_other_vocabulary_size(model, tiny_fpn_config, bui
     other = build_model(tiny_fpn_config(torch.randn(48, D)))
     other.load_state_dict(model.state_dict(), strict=True)
     assert other.roi_heads.box_predictor.num_classes == 48
+
+
+class _Recorder(torch.nn.Module):
+    """A distiller that keeps what it was given and adds one loss term."""
+
+    def forward(self, context):
+        self.context = context
+        return {"loss_recorded": context.features["p2"].sum() * 0.0}
+
+
+def test_training_step_is_generalized_rcnn_plus_distillers(model, make_batch):
+    """OVRCNN extends GeneralizedRCNN through a hook: without distillers its training losses
+    are detectron2's own, and a distiller sees exactly the ROI heads' inputs."""
+    from detectron2.modeling import GeneralizedRCNN
+
+    model.train()
+    batch = make_batch(C_TRAIN)
+    torch.manual_seed(5)
+    with EventStorage():
+        ours = model(batch)
+    torch.manual_seed(5)
+    with EventStorage():
+        parent = GeneralizedRCNN.forward(model, batch)
+    assert list(ours) == list(parent)  # same terms in the same order
+    for k in ours:
+        assert torch.equal(ours[k], parent[k]), k
+
+    recorder = _Recorder()
+    model.distillers.append(recorder)
+    seen = {}
+    handle = model.roi_heads.register_forward_pre_hook(
+        lambda m, args: seen.update(images=args[0], features=args[1], proposals=args[2])
+    )
+    try:
+        torch.manual_seed(5)
+        with EventStorage():
+            with_distiller = model(batch)
+    finally:
+        handle.remove()
+    assert list(with_distiller) == [*ours, "loss_recorded"]
+    for k in ours:
+        assert torch.equal(with_distiller[k], ours[k]), k
+    ctx = recorder.context
+    assert ctx.model is model and ctx.batched_inputs is batch
+    assert ctx.images is seen["images"] and ctx.features is seen["features"]
+    assert ctx.proposals is seen["proposals"]
+    assert model._step is None  # nothing kept after the step
+    model.eval()
+    with torch.no_grad():
+        model(_eval_inputs())
+    assert recorder.context is ctx  # eval mode never runs distillers

@@ -4,7 +4,7 @@ Required field, filled by the dataset/experiment config (the vocabulary is data)
     model.roi_heads.box_predictor.classifier.train_embeddings   (C_train, D) tensor, e.g.
         L(load_class_embeddings)(path=..., vocabulary="coco", select=OV_COCO_BASE_NAMES)
 Optional: ...classifier.test_embeddings (defaults to the train vocabulary),
-    ...classifier.temperature (0.01), model.roi_heads.box_predictor.loss_type,
+    ...classifier.temperature (0.01), model.roi_heads.box_predictor.cls_loss,
     model.text_encoder, model.vocabulary.
 
 Normalisation: "FrozenBN" suits pretrained R50 weights. Random-init training diverges with
@@ -30,6 +30,7 @@ from ovdet.modeling import (
     OVRCNN,
     OVFastRCNNOutputLayers,
     OVRes5ROIHeads,
+    SoftmaxClassification,
     TextEmbeddingClassifier,
 )
 
@@ -92,7 +93,7 @@ model = L(OVRCNN)(
                 test_embeddings=None,
                 temperature=0.01,
             ),
-            loss_type="softmax",
+            cls_loss=L(SoftmaxClassification)(),
             test_score_thresh=0.05,
             test_nms_thresh=0.5,
             test_topk_per_image=100,

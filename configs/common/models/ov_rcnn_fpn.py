@@ -4,9 +4,9 @@ Required field, filled by the dataset/experiment config (the vocabulary is data)
     model.roi_heads.box_predictor.classifier.train_embeddings   (C_train, D) tensor, e.g.
         L(load_class_embeddings)(path=..., vocabulary="coco", select=OV_COCO_BASE_NAMES)
 Optional: ...classifier.test_embeddings (defaults to the train vocabulary),
-    ...classifier.temperature (0.01), model.roi_heads.box_predictor.loss_type
-    ("softmax" | "sigmoid" | "federated" + fed_class_weights), model.text_encoder,
-    model.vocabulary.
+    ...classifier.temperature (0.01), model.roi_heads.box_predictor.cls_loss
+    (SoftmaxClassification | SigmoidClassification | FederatedClassification, from
+    ovdet.modeling), model.text_encoder, model.vocabulary.
 
 Normalisation: "FrozenBN" suits pretrained R50 weights (train.init_checkpoint = an ImageNet
 R-50.pkl). Random-init training diverges with FrozenBN: set "BN" (one GPU/CPU), "SyncBN" or
@@ -33,6 +33,7 @@ from ovdet.modeling import (
     OVRCNN,
     OVFastRCNNOutputLayers,
     OVStandardROIHeads,
+    SoftmaxClassification,
     TextEmbeddingClassifier,
 )
 
@@ -94,7 +95,7 @@ model = L(OVRCNN)(
                 test_embeddings=None,
                 temperature=0.01,
             ),
-            loss_type="softmax",
+            cls_loss=L(SoftmaxClassification)(),
             test_score_thresh=0.05,
             test_nms_thresh=0.5,
             test_topk_per_image=100,

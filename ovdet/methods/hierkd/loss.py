@@ -1,4 +1,4 @@
-"""HierKD global (image-level) distillation against caption embeddings (METHODS.md §4)."""
+"""HierKD's global (image-level) objective against caption embeddings (docs/methods.md#hierkd)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._utils import zero_loss
+from ovdet.modeling.distill.functional import zero_loss
+
+__all__ = ["HierKDGlobalDistillation"]
 
 
 class _QueryAttentionPool(nn.Module):
@@ -41,7 +43,7 @@ class HierKDGlobalDistillation(nn.Module):
     - averaging (over whatever levels are passed) when ``in_channels`` is one int (all levels
       share the channel count and, with attention pooling, the query).
 
-    Loss, symmetric InfoNCE over the B images of the batch (METHODS.md §1, §4)::
+    Loss, symmetric InfoNCE over the B images of the batch::
 
         L = s * G T^T,  s = 1 / temperature
         loss_hierkd_global = weight * (CE(L, arange B) + CE(L^T, arange B)) / 2

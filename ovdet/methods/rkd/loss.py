@@ -1,11 +1,14 @@
-"""RKD region distillation: L1 + inter-embedding relationship matching (METHODS.md §3)."""
+"""RKD's region distillation objective: L1 + inter-embedding relationship matching
+(docs/methods.md#rkd)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._utils import normalised_pair, zero_loss
+from ovdet.modeling.distill.functional import normalised_pair, zero_loss
+
+__all__ = ["RKDDistillation"]
 
 
 class RKDDistillation(nn.Module):

@@ -1,11 +1,13 @@
-"""ViLD-image distillation (METHODS.md §2)."""
+"""ViLD-image distillation objective (docs/methods.md#vild-image-and-vild)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from ._utils import normalised_pair, zero_loss
+__all__ = ["ViLDImageDistillation"]
+
+from ovdet.modeling.distill.functional import normalised_pair, zero_loss
 
 
 class ViLDImageDistillation(nn.Module):
@@ -13,7 +15,7 @@ class ViLDImageDistillation(nn.Module):
 
     ``loss_vild_image = weight * (1/M) * sum_r ||e_r - v_r||_1`` with ``e_r`` and ``v_r`` L2-
     normalised here; the L1 norm is summed over the D dimensions and averaged over the M
-    regions (METHODS.md §2). The teacher embeddings are detached. With M = 0 the loss is a zero
+    regions. The teacher embeddings are detached. With M = 0 the loss is a zero
     connected to the student's graph.
 
     Args:

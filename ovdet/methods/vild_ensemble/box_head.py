@@ -32,15 +32,15 @@ class ViLDEnsembleBoxHead(nn.Module):
 
     ``forward`` returns the two heads' flattened outputs side by side, ``(R, T + I)``: the
     first ``text_size`` columns from ``text_head``, the last ``image_size`` from
-    ``image_head``. :class:`~ovdet.modeling.roi_heads.OVEnsembleOutputLayers` built with
-    ``image_input_size=image_size`` splits them again, so the ROI heads need no change.
+    ``image_head``. :class:`~ovdet.methods.vild_ensemble.OVEnsembleOutputLayers` built with
+    ``image_input_size=image_size`` splits them again, so detectron2's box path (pooler, box
+    head, predictor) is unchanged; distillation reads :meth:`image_features` only.
 
     ``detach_image_input=True`` stops the image head's gradient at the pooled features: the
     distillation loss then trains only the image head, never the shared backbone / FPN, and
     the text head and the RPN train exactly as in ViLD-text. This is a deviation from the
-    paper (whose image head also trains the backbone) for short schedules from scratch, where
-    the distillation gradient through the shared features cost the text head AP on OV-Shapes
-    (one seed; README); the paper's behaviour is the default.
+    paper (whose image head also trains the backbone) for short schedules from scratch; the
+    paper's behaviour is the default.
 
     Args:
         text_head: the ViLD-text box head (e.g. ``FastRCNNConvFCHead``).

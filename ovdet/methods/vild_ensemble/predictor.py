@@ -1,22 +1,21 @@
-"""ViLD-ensemble box predictor: a text head and a separate, distilled image head (METHODS.md §2)."""
+"""ViLD-ensemble box predictor: the text head plus a separate, distilled image head."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Sequence
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from detectron2.structures import Instances
 from torch import nn
 
-from ovdet.modeling.distill.ensemble import ViLDEnsembleHead
+from ovdet.modeling.roi_heads import OVFastRCNNOutputLayers
 
-from .ov_box_predictor import OVFastRCNNOutputLayers
+from .heads import VILD_LAMBDA, ViLDEnsembleHead
 
-__all__ = ["OVEnsembleOutputLayers"]
+__all__ = ["EnsembleLogits", "OVEnsembleOutputLayers"]
 
 
 def _input_size(input_shape: ShapeSpec | int) -> int:
@@ -25,34 +24,44 @@ def _input_size(input_shape: ShapeSpec | int) -> int:
     return input_shape.channels * (input_shape.width or 1) * (input_shape.height or 1)
 
 
+class EnsembleLogits(NamedTuple):
+    """The class logits of both heads for R regions over the active vocabulary of C classes.
+
+    Attributes:
+        text: (R, C + 1) text-head logits, background last (trained by the classification
+            loss).
+        image: (R, C) image-head logits ``cos(e_image, t_c) / tau_image`` (no background).
+    """
+
+    text: torch.Tensor
+    image: torch.Tensor
+
+
 class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
-    """ViLD-ensemble: :class:`OVFastRCNNOutputLayers` plus a separate image-embedding head.
+    """ViLD-ensemble: :class:`OVFastRCNNOutputLayers` plus a separate image head.
 
-    Two heads read the box-head features ``x``:
+    The box head is :class:`~ovdet.methods.vild_ensemble.ViLDEnsembleBoxHead`: its output is
+    the text box head's features followed by the image box head's (``image_input_size``
+    trailing columns). Two heads read them:
 
-    - the **text head**, the injected classifier (ViLD-text), trained by the classification
-      loss exactly as in :class:`OVFastRCNNOutputLayers`;
-    - the **image head** (:class:`~ovdet.modeling.distill.ViLDEnsembleHead`: a linear
-      projection to the CLIP space), trained only by region distillation: :meth:`embed`
-      returns *its* embedding, so ``roi_heads.region_embeddings`` and therefore
-      :class:`~ovdet.modeling.distill.distillers.RegionDistiller` distil into it. The text
-      head's embedding is :meth:`text_embed`.
+    - the **text head**, the injected classifier (ViLD-text) and the class-agnostic box
+      regression, trained by the detector's losses exactly as in
+      :class:`OVFastRCNNOutputLayers`;
+    - the **image head** (:class:`~ovdet.methods.vild_ensemble.ViLDEnsembleHead`: a linear
+      projection to the teacher's space), trained only by region distillation
+      (:class:`~ovdet.methods.vild_ensemble.ViLDEnsembleROIHeads` distils into it).
 
-    Inference (eval mode), for the C classes of the active vocabulary (class text embeddings
-    ``t_c``)::
+    :meth:`forward` returns ``(EnsembleLogits(text, image), deltas)`` in training and in
+    eval mode alike; the losses use the text logits, and :meth:`predict_probs` combines the
+    two heads (docs/methods.md#vild-ensemble) for the C classes of the active vocabulary::
 
-        p_text  = softmax([cos(e_text, t_1..t_C), cos(e_text, e_bg)] / tau)   (R, C + 1)
-                  (sigmoid losses: sigmoid of the foreground logits, background column 0)
-        p_image = softmax_c(cos(e_image, t_c) / tau_image)                   (R, C), no bg
+        p_text  = cls_loss.probs(text logits)              (R, C + 1), background last
+        p_image = softmax_c(cos(e_image, t_c) / tau_image)  (R, C), no background
         p_c     = p_text,c^lam     * p_image,c^(1-lam)   for base classes
         p_c     = p_text,c^(1-lam) * p_image,c^lam       for novel classes   (lam = 2/3)
 
-    (:func:`~ovdet.modeling.distill.vild_ensemble_scores`); the background column is kept from
-    the text head, and detectron2's ``fast_rcnn_inference`` does thresholding, NMS and top-k.
-    In eval mode :meth:`forward` therefore returns these **probabilities** (R, C + 1) instead
-    of logits (the image head needs the region features, which later stages do not see);
-    :meth:`predict_probs` only splits them per image. In training :meth:`forward` returns the
-    text head's logits as the parent does.
+    and keeps the text head's background column; detectron2's ``fast_rcnn_inference`` then
+    does thresholding, NMS and top-k.
 
     Base vs novel (``is_base``, one flag per class of the test vocabulary):
 
@@ -72,59 +81,49 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         self,
         input_shape: ShapeSpec | int,
         *,
+        image_input_size: int,
         image_head: nn.Module | None = None,
         image_temperature: float = 0.01,
-        image_input_size: int | None = None,
+        lam: float = VILD_LAMBDA,
         base_names: Collection[str] | None = None,
         test_is_base: Sequence[bool] | torch.Tensor | None = None,
         **kwargs,
     ):
         """
         Args:
-            input_shape: shape of the per-region features of the text head (box-head
-                output, or its text part when ``image_input_size`` is set).
-            image_head: a :class:`~ovdet.modeling.distill.ViLDEnsembleHead` (``embed``,
-                ``image_probs``, and ``forward(x, text_probs, class_embeddings, is_base)``);
-                default: ``ViLDEnsembleHead(in_features, D, temperature=image_temperature)``,
-                lam = 2/3.
-            image_temperature: tau_image of the default image head. ViLD uses 0.01, i.e. the
+            input_shape: shape of the text box head's per-region features.
+            image_input_size: number of trailing feature columns that come from the image
+                box head.
+            image_head: a :class:`ViLDEnsembleHead`; default
+                ``ViLDEnsembleHead(image_input_size, D, temperature=image_temperature,
+                lam=lam)``.
+            image_temperature: tau_image of the default image head. ViLD uses 0.01, the
                 inverse of OpenAI CLIP's logit scale (100); for another teacher use the inverse
-                of *its* logit scale, the temperature its image-text similarities were trained
-                with (``ovdet bench ov-shapes`` does so for its small CLIP).
-            image_input_size: number of trailing feature columns that belong to a separate
-                image box head (:class:`~ovdet.modeling.roi_heads.ViLDEnsembleBoxHead`);
-                None: the image head reads the same features as the text head.
+                of *its* logit scale (``ovdet.methods.vild_ensemble.teacher_temperature``).
+            lam: lambda of the default image head's inference rule (ViLD: 2/3).
             base_names: names of the base classes, compared with the vocabulary names.
             test_is_base: (C_test,) flags for the test vocabulary the predictor is built with
                 (default: every class novel until names or flags are given).
             kwargs: arguments of :class:`OVFastRCNNOutputLayers` (``box2box_transform``,
-                ``classifier``, ``loss_type``, test thresholds, ...).
+                ``classifier``, ``cls_loss``, test thresholds, ...).
         """
         super().__init__(input_shape, **kwargs)
         embed_dim = int(self.get_vocabulary().shape[1])
         self.text_input_size = _input_size(input_shape)
-        if image_input_size is not None and int(image_input_size) <= 0:
+        if int(image_input_size) <= 0:
             raise ValueError(
                 f"OVEnsembleOutputLayers: image_input_size must be positive, got {image_input_size}"
             )
-        self.image_input_size = None if image_input_size is None else int(image_input_size)
+        self.image_input_size = int(image_input_size)
         if image_head is None:
-            if not (math.isfinite(image_temperature) and image_temperature > 0):
-                raise ValueError(
-                    "OVEnsembleOutputLayers: image_temperature must be a positive number, got "
-                    f"{image_temperature}"
-                )
             image_head = ViLDEnsembleHead(
-                self.image_input_size or self.text_input_size,
-                embed_dim,
-                temperature=float(image_temperature),
+                self.image_input_size, embed_dim, temperature=float(image_temperature), lam=lam
             )
-        for name in ("embed", "image_probs"):
-            if not callable(getattr(image_head, name, None)):
-                raise TypeError(
-                    f"OVEnsembleOutputLayers: image_head {type(image_head).__name__} has no "
-                    f"{name}(); use ovdet.modeling.distill.ViLDEnsembleHead"
-                )
+        if not isinstance(image_head, ViLDEnsembleHead):
+            raise TypeError(
+                f"OVEnsembleOutputLayers: image_head must be a ViLDEnsembleHead (or a subclass), "
+                f"got {type(image_head).__name__}"
+            )
         self.image_head = image_head
         if base_names is not None and isinstance(base_names, str):
             raise TypeError(
@@ -194,74 +193,65 @@ class OVEnsembleOutputLayers(OVFastRCNNOutputLayers):
         """(R, ...) box-head output -> (text-head features, image-head features)."""
         if x.dim() > 2:
             x = torch.flatten(x, start_dim=1)
-        expected = self.text_input_size + (self.image_input_size or 0)
+        expected = self.text_input_size + self.image_input_size
         if x.shape[1] != expected:
             raise ValueError(
                 f"OVEnsembleOutputLayers: region features have {x.shape[1]} columns, expected "
-                f"{expected} (text head {self.text_input_size}"
-                + (f" + image head {self.image_input_size}" if self.image_input_size else "")
-                + "); does the box head match the predictor's input_shape / image_input_size?"
+                f"{expected} (text head {self.text_input_size} + image head "
+                f"{self.image_input_size}); is the box head a ViLDEnsembleBoxHead matching "
+                "the predictor's input_shape / image_input_size?"
             )
-        if self.image_input_size is None:
-            return x, x
         return x[:, : self.text_input_size], x[:, self.text_input_size :]
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(R, ...) region features -> (R, D) normalised image-head embeddings (distilled)."""
-        return self.image_head.embed(self.split_features(x)[1])
-
-    def text_embed(self, x: torch.Tensor) -> torch.Tensor:
-        """(R, ...) region features -> (R, D) normalised text-head embeddings."""
+        """(R, ...) box-head output -> (R, D) normalised text-head embeddings."""
         return self.classifier.embed(self.split_features(x)[0])
 
-    def text_probs(self, logits: torch.Tensor) -> torch.Tensor:
-        """(R, C + 1) text-head logits -> (R, C + 1) probabilities, background last."""
-        if self.loss_type == "softmax":
-            return F.softmax(logits, dim=-1)
-        fg = torch.sigmoid(logits[:, :-1] + self.cls_bias)
-        return torch.cat([fg, fg.new_zeros((fg.shape[0], 1))], dim=1)
+    def image_embed(self, image_features: torch.Tensor) -> torch.Tensor:
+        """(R, image_input_size) image box head features -> (R, D) normalised image-head
+        embeddings (the distilled ones)."""
+        return self.image_head.embed(image_features)
 
-    def ensemble_probs(self, x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """ViLD-ensemble class probabilities.
-
-        Args:
-            x: (R, in) image-head features (the image part of the box-head output).
-            logits: (R, C + 1) text-head logits of the active vocabulary.
-
-        Returns:
-            (R, C + 1): ensembled foreground scores, text-head background probability last.
-        """
-        text = self.text_probs(logits)
-        classes = self.get_vocabulary().to(device=x.device, dtype=x.dtype)
-        if classes.shape[0] != logits.shape[1] - 1:
-            raise RuntimeError(
-                f"OVEnsembleOutputLayers: {logits.shape[1] - 1} text-head classes but a test "
-                f"vocabulary of {classes.shape[0]}; ensembling is defined in eval mode"
-            )
-        fg = self.image_head(x, text[:, :-1], classes, self._is_base)
-        return torch.cat([fg, text[:, -1:]], dim=1)
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> tuple[EnsembleLogits, torch.Tensor]:
         """
         Args:
-            x: (R, ...) per-region features.
+            x: (R, ...) per-region box-head output (text then image features).
 
         Returns:
-            training: (R, C_train + 1) text-head logits and (R, 4) box deltas;
-            eval: (R, C + 1) ensembled probabilities (background last) and (R, 4) deltas.
+            ``EnsembleLogits`` of both heads over the active vocabulary (training: the
+            training vocabulary, eval: the test vocabulary) and (R, 4) class-agnostic deltas.
         """
         text_x, image_x = self.split_features(x)
-        logits, deltas = self.classifier(text_x), self.bbox_pred(text_x)
-        if self.training:
-            return logits, deltas
-        return self.ensemble_probs(image_x, logits), deltas
+        classes = self.classifier.active_embeddings()
+        logits = EnsembleLogits(self.classifier(text_x), self.image_head.logits(image_x, classes))
+        return logits, self.bbox_pred(text_x)
+
+    def losses(
+        self, predictions: tuple[EnsembleLogits, torch.Tensor], proposals: list[Instances]
+    ) -> dict[str, torch.Tensor]:
+        """The text head's classification and box losses (the image head learns only from
+        distillation)."""
+        logits, deltas = predictions
+        return super().losses((logits.text, deltas), proposals)
+
+    def ensemble_probs(self, logits: EnsembleLogits) -> torch.Tensor:
+        """(R, C + 1) ensembled class probabilities, the text head's background last."""
+        num = int(self._is_base.shape[0])
+        if logits.image.shape[1] != num:
+            raise RuntimeError(
+                f"OVEnsembleOutputLayers: {logits.image.shape[1]} classes scored but a test "
+                f"vocabulary of {num}; ensembling is defined in eval mode"
+            )
+        text = self.cls_loss.probs(logits.text)
+        fg = self.image_head.combine(text[:, :-1], logits.image, self._is_base)
+        return torch.cat([fg, text[:, -1:]], dim=1)
 
     def predict_probs(
-        self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
+        self, predictions: tuple[EnsembleLogits, torch.Tensor], proposals: list[Instances]
     ) -> list[torch.Tensor]:
-        """Per image (R_i, C + 1) ensembled probabilities (``forward``'s eval output, split)."""
-        probs, _ = predictions
-        return list(probs.split([len(p) for p in proposals], dim=0))
+        """Per image (R_i, C + 1) ensembled probabilities (see the class docstring)."""
+        logits, _ = predictions
+        return list(self.ensemble_probs(logits).split([len(p) for p in proposals], dim=0))
 
     def extra_repr(self) -> str:
         return (

@@ -1,27 +1,16 @@
-"""Distillation objectives (METHODS.md §2-4), each an ``nn.Module`` returning ``loss_*`` dicts.
+"""Distillation machinery of ovdet's detectors (the objectives live in ``ovdet.methods``).
 
-- :class:`ViLDImageDistillation` — ViLD-image L1 between region and CLIP crop embeddings.
-- :class:`RKDDistillation` — RKD L1 + inter-embedding relationship matching.
-- :class:`HierKDGlobalDistillation` — HierKD image-level student embedding vs caption, InfoNCE.
-- :func:`vild_ensemble_scores` / :class:`ViLDEnsembleHead` — ViLD-ensemble inference.
+- :class:`DistillContext` — what a distiller sees of one training step of an ``OVRCNN``.
+- :class:`RegionDistiller` — student region embeddings of given boxes vs teacher embeddings
+  (offline from a region store, or from an online teacher), scored by a region objective.
+- :class:`CaptionDistiller` — an image-level embedding vs the text embedding of a caption.
+- :mod:`~ovdet.modeling.distill.functional` — input checks shared by the objectives.
 
-Teacher tensors (CLIP embeddings) are detached inside every objective: gradients reach only the
-student.
+Teacher tensors are detached inside every objective: gradients reach only the student.
 """
 
-from .distillers import CaptionDistiller, DistillContext, RegionDistiller
-from .ensemble import ViLDEnsembleHead, vild_ensemble_scores
-from .hierkd import HierKDGlobalDistillation
-from .rkd import RKDDistillation
-from .vild import ViLDImageDistillation
+from .caption import CaptionDistiller
+from .context import DistillContext
+from .region import RegionDistiller
 
-__all__ = [
-    "CaptionDistiller",
-    "DistillContext",
-    "HierKDGlobalDistillation",
-    "RegionDistiller",
-    "RKDDistillation",
-    "ViLDEnsembleHead",
-    "ViLDImageDistillation",
-    "vild_ensemble_scores",
-]
+__all__ = ["CaptionDistiller", "DistillContext", "RegionDistiller"]

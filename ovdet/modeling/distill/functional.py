@@ -1,9 +1,11 @@
-"""Shared input checks for the distillation objectives."""
+"""Input checks and helpers shared by the distillation objectives."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+__all__ = ["normalised_pair", "zero_loss"]
 
 
 def normalised_pair(

@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING
 import torch
 from detectron2.config import configurable
 from detectron2.modeling.meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN
-from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from ovdet.modeling.distill.distillers import DistillContext
+from ovdet.modeling.distill import DistillContext
 
 if TYPE_CHECKING:
     from ovdet.text import TextEncoder
@@ -108,18 +107,19 @@ class OVRCNN(GeneralizedRCNN):
     embeddings (its labels are the dataset's contiguous ids).
 
     Distillation: ``distillers`` are training objectives beyond the detector's own losses
-    (e.g. :class:`~ovdet.modeling.distill.distillers.RegionDistiller` for ViLD-image / RKD,
-    :class:`~ovdet.modeling.distill.distillers.CaptionDistiller` for HierKD). In training,
+    (e.g. :class:`~ovdet.modeling.distill.RegionDistiller` for ViLD-image / RKD,
+    :class:`~ovdet.modeling.distill.CaptionDistiller` for HierKD). In training,
     after the RPN and ROI-head losses, each distiller is called with one
-    :class:`~ovdet.modeling.distill.distillers.DistillContext` (the batch, the preprocessed
+    :class:`~ovdet.modeling.distill.DistillContext` (the batch, the preprocessed
     images, the backbone features, the RPN proposals and the model) and returns a
     ``dict[str, Tensor]`` of scalar ``loss_*`` terms, merged into the loss dict; a key
     produced twice is an error. Distillers never run in eval mode.
 
-    Base/novel names: a box predictor with a ``set_class_names(names | None)`` method (e.g.
-    :class:`~ovdet.modeling.roi_heads.ensemble_predictor.OVEnsembleOutputLayers`) is told the
-    names of the inference vocabulary at construction (when ``vocabulary`` is given) and on
-    every :meth:`set_vocabulary`; ``None`` when the rows have no names.
+    Class names: the ROI heads are told the names of the inference vocabulary
+    (``roi_heads.set_class_names(names | None)``) at construction (when ``vocabulary`` is
+    given) and on every :meth:`set_vocabulary`; ``None`` when the rows have no names. A box
+    predictor that treats base and novel classes differently (ViLD-ensemble,
+    :class:`~ovdet.methods.vild_ensemble.OVEnsembleOutputLayers`) reads them.
     """
 
     @configurable
@@ -152,7 +152,7 @@ class OVRCNN(GeneralizedRCNN):
                 ``input_format``, ``vis_period``).
         """
         super().__init__(**kwargs)
-        for name in ("set_vocabulary", "get_vocabulary"):
+        for name in ("set_vocabulary", "get_vocabulary", "set_class_names"):
             if not callable(getattr(self.roi_heads, name, None)):
                 raise TypeError(
                     f"OVRCNN: roi_heads {type(self.roi_heads).__name__} has no {name}(); use "
@@ -193,17 +193,25 @@ class OVRCNN(GeneralizedRCNN):
                     "new vocabulary"
                 )
             self._vocabulary = names
-            self._set_class_names(names)
+            self.roi_heads.set_class_names(names)
         self.distillers = _as_module_container(distillers)
+        # the training step's ROI-head inputs, recorded for the distillers (see forward)
+        self._step: dict | None = None
+        self.roi_heads.register_forward_pre_hook(self._record_roi_inputs)
 
-    def _set_class_names(self, names: list[str] | None) -> None:
-        """Tell a predictor that distinguishes base from novel classes the vocabulary names."""
-        set_names = getattr(self.roi_heads.box_predictor, "set_class_names", None)
-        if callable(set_names):
-            set_names(names)
+    def _record_roi_inputs(self, module: nn.Module, args: tuple) -> None:
+        """Forward pre-hook of ``roi_heads``: keep what the distillers need of this step."""
+        if self._step is not None:
+            images, features, proposals = args[:3]
+            self._step.update(images=images, features=features, proposals=proposals)
 
     def forward(self, batched_inputs: list[dict]) -> list[dict] | dict[str, torch.Tensor]:
         """detectron2 model call; training adds the distillers' losses.
+
+        The detector's own step is :class:`GeneralizedRCNN`'s (preprocess, backbone, RPN,
+        ROI heads). A forward pre-hook on ``roi_heads`` records its inputs -- the
+        preprocessed images, the backbone features and the RPN proposals -- and each
+        distiller is then called with them in one :class:`DistillContext`.
 
         Args:
             batched_inputs: detectron2 input dicts (``image``, ``instances`` in training,
@@ -211,49 +219,25 @@ class OVRCNN(GeneralizedRCNN):
                 as ``teacher_proposals``, ``teacher_embeddings``, ``captions``).
 
         Returns:
-            training: dict of scalar losses (RPN, ROI heads, then each distiller's);
+            training: dict of scalar losses (ROI heads, RPN, then each distiller's);
             eval: ``[{"instances": Instances}]`` per image.
         """
-        if not self.training:
-            return self.inference(batched_inputs)
-
-        images = self.preprocess_image(batched_inputs)
-        if "instances" in batched_inputs[0]:
-            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
-        else:
-            gt_instances = None
-        features = self.backbone(images.tensor)
-
-        if self.proposal_generator is not None:
-            proposals, proposal_losses = self.proposal_generator(images, features, gt_instances)
-        else:
-            if "proposals" not in batched_inputs[0]:
-                raise KeyError(
-                    "OVRCNN: the model has no proposal generator, so every input dict needs "
-                    "precomputed 'proposals' (Instances); input 0 has none"
-                )
-            proposals = [x["proposals"].to(self.device) for x in batched_inputs]
-            proposal_losses = {}
-
-        _, detector_losses = self.roi_heads(images, features, proposals, gt_instances)
-        if self.vis_period > 0:
-            storage = get_event_storage()
-            if storage.iter % self.vis_period == 0:
-                self.visualize_training(batched_inputs, proposals)
-
-        losses: dict[str, torch.Tensor] = {}
-        losses.update(detector_losses)
-        losses.update(proposal_losses)
-        if len(self.distillers):
-            context = DistillContext(
-                batched_inputs=batched_inputs,
-                images=images,
-                features=features,
-                proposals=proposals,
-                model=self,
+        if not self.training or not len(self.distillers):
+            return super().forward(batched_inputs)
+        self._step = {}
+        try:
+            losses = super().forward(batched_inputs)
+            step = self._step
+        finally:
+            self._step = None
+        if "features" not in step:
+            raise RuntimeError(
+                "OVRCNN: the ROI heads were not called during the training step, so the "
+                "distillers have no features to read"
             )
-            for name, distiller in _named(self.distillers):
-                _merge_losses(losses, distiller(context), name, distiller)
+        context = DistillContext(batched_inputs=batched_inputs, model=self, **step)
+        for name, distiller in _named(self.distillers):
+            _merge_losses(losses, distiller(context), name, distiller)
         return losses
 
     def _embed_dim(self) -> int:
@@ -298,7 +282,7 @@ class OVRCNN(GeneralizedRCNN):
                     )
             self.roi_heads.set_vocabulary(emb)
             self._vocabulary = vocab
-            self._set_class_names(None if names_for_embeddings is None else vocab)
+            self.roi_heads.set_class_names(None if names_for_embeddings is None else vocab)
             return
 
         if names_for_embeddings is not None:
@@ -314,7 +298,7 @@ class OVRCNN(GeneralizedRCNN):
             )
         self.roi_heads.set_vocabulary(self._encode(vocab))
         self._vocabulary = vocab
-        self._set_class_names(vocab)
+        self.roi_heads.set_class_names(vocab)
 
     def _encode(self, names: list[str]) -> torch.Tensor:
         key = (str(self.text_encoder.identity), tuple(names), self.templates)

@@ -2,91 +2,52 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from detectron2.config import configurable
 from detectron2.layers import ShapeSpec, cat
 from detectron2.modeling.box_regression import Box2BoxTransform
-from detectron2.modeling.roi_heads.fast_rcnn import (
-    FastRCNNOutputLayers,
-    _log_classification_stats,
-)
+from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
 from detectron2.structures import Instances
 from torch import nn
 
-__all__ = [
-    "OVFastRCNNOutputLayers",
-    "federated_class_weights",
-    "sample_federated_classes",
-    "LOSS_TYPES",
-]
+from .cls_losses import ClassificationLoss, SoftmaxClassification
 
-LOSS_TYPES = ("softmax", "sigmoid", "federated")
+__all__ = ["OVFastRCNNOutputLayers", "log_classification_stats"]
 
 
-def federated_class_weights(counts: Sequence[float] | torch.Tensor, power: float = 0.5):
-    """Sampling weights of the federated loss: ``counts ** power``.
+def log_classification_stats(
+    scores: torch.Tensor, gt_classes: torch.Tensor, prefix: str = "fast_rcnn"
+) -> None:
+    """Log the classification accuracy of a batch to detectron2's event storage.
+
+    ``{prefix}/cls_accuracy`` (all regions), ``{prefix}/fg_cls_accuracy`` (foreground
+    regions) and ``{prefix}/false_negative`` (foreground predicted as background), the
+    scalars detectron2's Fast R-CNN head logs.
 
     Args:
-        counts: (C,) per-class frequencies, e.g. LVIS ``image_count`` of each training class.
-        power: exponent (Detic uses 0.5).
-
-    Returns:
-        (C,) float32 tensor of non-negative weights.
+        scores: (R, C + 1) logits, background last.
+        gt_classes: (R,) labels in [0, C] (C = background).
     """
-    w = torch.as_tensor(counts, dtype=torch.float32)
-    if w.dim() != 1 or (w < 0).any():
-        raise ValueError(
-            f"federated_class_weights: counts must be a 1-D non-negative vector, got "
-            f"shape {tuple(w.shape)}"
+    num = gt_classes.numel()
+    if num == 0:
+        return
+    from detectron2.utils.events import get_event_storage
+
+    bg = scores.shape[1] - 1
+    pred = scores.argmax(dim=1)
+    fg = (gt_classes >= 0) & (gt_classes < bg)
+    num_fg = int(fg.nonzero().numel())
+    storage = get_event_storage()
+    storage.put_scalar(f"{prefix}/cls_accuracy", (pred == gt_classes).sum().item() / num)
+    if num_fg > 0:
+        fg_pred = pred[fg]
+        storage.put_scalar(
+            f"{prefix}/fg_cls_accuracy", (fg_pred == gt_classes[fg]).sum().item() / num_fg
         )
-    return w.pow(power)
-
-
-def sample_federated_classes(
-    gt_classes: torch.Tensor,
-    num_classes: int,
-    num_sampled: int,
-    weights: torch.Tensor,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Classes that enter the federated loss for one iteration (Detic).
-
-    All foreground classes present in ``gt_classes`` are kept; negatives are drawn without
-    replacement with probability proportional to ``weights`` until ``num_sampled`` classes
-    are reached (or the vocabulary is exhausted).
-
-    Args:
-        gt_classes: (R,) labels in [0, C] (C = background) or -1 (ignored).
-        num_classes: C, the number of foreground classes.
-        num_sampled: total number of classes to return (at least the GT classes).
-        weights: (C,) non-negative sampling weights.
-        generator: optional RNG for reproducible sampling.
-
-    Returns:
-        (K,) long tensor of distinct class indices in [0, C); the GT classes first.
-    """
-    fg = gt_classes[(gt_classes >= 0) & (gt_classes < num_classes)]
-    positives = torch.unique(fg)
-    num_neg = min(num_sampled, num_classes) - positives.numel()
-    if num_neg <= 0:
-        return positives
-    prob = weights.to(device=gt_classes.device, dtype=torch.float32).clone()
-    prob[positives] = 0.0
-    available = int((prob > 0).sum())
-    num_neg = min(num_neg, available)
-    if num_neg <= 0:
-        return positives
-    if generator is not None and generator.device != prob.device:
-        negatives = torch.multinomial(prob.cpu(), num_neg, replacement=False, generator=generator)
-        negatives = negatives.to(prob.device)
-    else:
-        negatives = torch.multinomial(prob, num_neg, replacement=False, generator=generator)
-    return torch.cat([positives, negatives])
+        storage.put_scalar(f"{prefix}/false_negative", (fg_pred == bg).sum().item() / num_fg)
 
 
 class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
@@ -102,19 +63,9 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
     ``self.num_classes`` keeps detectron2's meaning for losses: the number of *training*
     classes (labels in [0, C_train], C_train = background).
 
-    Classification losses (``loss_type``):
-
-    - ``"softmax"``: cross-entropy over C_train + background (ViLD-text).
-    - ``"sigmoid"``: binary cross-entropy on the C_train foreground columns; background rows
-      have all-zero targets; summed over classes and divided by the number of regions.
-    - ``"federated"``: the same BCE restricted to ``fed_num_classes`` columns per iteration:
-      the GT classes of the batch plus negatives sampled with probability proportional to
-      ``fed_class_weights`` (Detic's federated loss for LVIS).
-
-    For the sigmoid losses a learned scalar bias, initialised to ``-log((1 - p) / p)`` with
-    ``p = prior_prob``, is added to the foreground logits (in losses and at inference):
-    with cos/tau logits near 0 at initialisation every class would otherwise start at
-    probability 0.5 and the BCE over hundreds of negatives would swamp training.
+    The classification loss and the matching inference probabilities are the injected
+    ``cls_loss`` module (:mod:`~ovdet.modeling.roi_heads.cls_losses`): softmax
+    cross-entropy (ViLD-text, the default), sigmoid BCE, or Detic's federated loss.
     """
 
     @configurable
@@ -124,10 +75,7 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
         *,
         box2box_transform: Box2BoxTransform,
         classifier: nn.Module,
-        loss_type: str = "softmax",
-        fed_class_weights: torch.Tensor | Sequence[float] | None = None,
-        fed_num_classes: int = 50,
-        prior_prob: float = 0.01,
+        cls_loss: ClassificationLoss | None = None,
         test_score_thresh: float = 0.05,
         test_nms_thresh: float = 0.5,
         test_topk_per_image: int = 100,
@@ -142,19 +90,20 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
             classifier: module mapping (R, in) features to (R, C + 1) logits, with
                 ``num_train_classes`` / ``num_classes`` properties and ``embed(x)``; it owns the
                 vocabulary.
-            loss_type: "softmax" | "sigmoid" | "federated".
-            fed_class_weights: (C_train,) sampling weights for "federated"
-                (e.g. ``federated_class_weights(image_counts, 0.5)``).
-            fed_num_classes: classes per iteration in the federated loss.
-            prior_prob: initial foreground probability of the sigmoid losses' bias.
+            cls_loss: a :class:`~ovdet.modeling.roi_heads.cls_losses.ClassificationLoss`
+                (default: softmax cross-entropy).
             test_score_thresh, test_nms_thresh, test_topk_per_image: inference filtering.
             smooth_l1_beta, box_reg_loss_type, loss_weight: as in detectron2.
         """
-        if loss_type not in LOSS_TYPES:
-            raise ValueError(
-                f"OVFastRCNNOutputLayers: loss_type must be one of {LOSS_TYPES}, got {loss_type!r}"
+        cls_loss = SoftmaxClassification() if cls_loss is None else cls_loss
+        if not isinstance(cls_loss, ClassificationLoss):
+            raise TypeError(
+                f"OVFastRCNNOutputLayers: cls_loss must be a ClassificationLoss (softmax, sigmoid "
+                f"or federated from ovdet.modeling.roi_heads.cls_losses), got "
+                f"{type(cls_loss).__name__}"
             )
         num_train = int(classifier.num_train_classes)
+        cls_loss.check(num_train)
         super().__init__(
             input_shape,
             box2box_transform=box2box_transform,
@@ -171,31 +120,7 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
         # classifier replaces it.
         del self.cls_score
         self.classifier = classifier
-        self.loss_type = loss_type
-        self.fed_num_classes = int(fed_num_classes)
-        if loss_type == "federated":
-            if fed_class_weights is None:
-                raise ValueError(
-                    "OVFastRCNNOutputLayers: loss_type='federated' needs fed_class_weights, "
-                    f"a ({num_train},) vector of per-class sampling weights (e.g. "
-                    "federated_class_weights(image_counts, 0.5))"
-                )
-            w = torch.as_tensor(fed_class_weights, dtype=torch.float32).flatten()
-            if w.numel() != num_train:
-                raise ValueError(
-                    f"OVFastRCNNOutputLayers: fed_class_weights has {w.numel()} entries but the "
-                    f"training vocabulary has {num_train} classes"
-                )
-            self.register_buffer("fed_class_weights", w, persistent=False)
-        else:
-            self.fed_class_weights = None
-        if loss_type in ("sigmoid", "federated"):
-            if not 0.0 < prior_prob < 1.0:
-                raise ValueError(f"prior_prob must be in (0, 1), got {prior_prob}")
-            bias = -math.log((1.0 - prior_prob) / prior_prob)
-            self.cls_bias = nn.Parameter(torch.tensor(bias))
-        else:
-            self.cls_bias = None
+        self.cls_loss = cls_loss
 
     @classmethod
     def from_config(
@@ -221,6 +146,10 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
     def get_vocabulary(self) -> torch.Tensor:
         """(C_test, D) normalised test-vocabulary embeddings of the classifier (a copy)."""
         return self.classifier.get_vocabulary()
+
+    def set_class_names(self, names: Sequence[str] | None) -> None:
+        """Names of the test vocabulary's rows; this predictor scores every class alike, so
+        it ignores them (subclasses that tell base from novel classes use them)."""
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(R, ...) region features -> (R, D) normalised region embeddings."""
@@ -263,7 +192,7 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
             if len(proposals)
             else torch.empty(0, dtype=torch.long, device=scores.device)
         )
-        _log_classification_stats(scores, gt_classes)
+        log_classification_stats(scores, gt_classes)
 
         if len(proposals):
             proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals], dim=0)
@@ -275,58 +204,21 @@ class OVFastRCNNOutputLayers(FastRCNNOutputLayers):
             proposal_boxes = gt_boxes = torch.empty((0, 4), device=proposal_deltas.device)
 
         losses = {
-            "loss_cls": self.classification_loss(scores, gt_classes),
+            "loss_cls": self.cls_loss(scores, gt_classes),
             "loss_box_reg": self.box_reg_loss(
                 proposal_boxes, gt_boxes, proposal_deltas, gt_classes
             ),
         }
         return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}
 
-    def classification_loss(self, scores: torch.Tensor, gt_classes: torch.Tensor) -> torch.Tensor:
-        """Classification loss of ``loss_type``.
-
-        Args:
-            scores: (R, C + 1) logits, background last.
-            gt_classes: (R,) labels in [0, C] or -1 (ignored).
-
-        Returns:
-            scalar loss (0 with a graph to ``scores`` when there are no valid regions).
-        """
-        valid = gt_classes >= 0
-        if not bool(valid.any()):
-            return scores.sum() * 0.0
-        scores, gt_classes = scores[valid], gt_classes[valid]
-        if self.loss_type == "softmax":
-            return F.cross_entropy(scores, gt_classes, reduction="mean")
-
-        num_classes = scores.shape[1] - 1
-        logits = scores[:, :num_classes] + self.cls_bias
-        # one_hot over C + 1 then drop the background column: background rows are all zero.
-        target = F.one_hot(gt_classes, num_classes + 1)[:, :num_classes].to(logits.dtype)
-        loss = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        if self.loss_type == "federated":
-            classes = sample_federated_classes(
-                gt_classes, num_classes, self.fed_num_classes, self.fed_class_weights
-            )
-            column_mask = torch.zeros(num_classes, dtype=loss.dtype, device=loss.device)
-            column_mask[classes] = 1.0
-            loss = loss * column_mask[None, :]
-        return loss.sum() / scores.shape[0]
-
     def predict_probs(
         self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
     ) -> list[torch.Tensor]:
         """
         Returns:
-            per image (Ri, C + 1) class probabilities, C = active vocabulary size. For the
-            sigmoid losses the foreground columns are independent sigmoids and the last
-            (background) column is 0 (``fast_rcnn_inference`` drops it).
+            per image (Ri, C + 1) class probabilities (``cls_loss.probs``), C = active
+            vocabulary size, background last.
         """
         scores, _ = predictions
-        num_inst_per_image = [len(p) for p in proposals]
-        if self.loss_type == "softmax":
-            probs = F.softmax(scores, dim=-1)
-        else:
-            fg = torch.sigmoid(scores[:, :-1] + self.cls_bias)
-            probs = torch.cat([fg, fg.new_zeros((fg.shape[0], 1))], dim=1)
-        return probs.split(num_inst_per_image, dim=0)
+        probs = self.cls_loss.probs(scores)
+        return probs.split([len(p) for p in proposals], dim=0)

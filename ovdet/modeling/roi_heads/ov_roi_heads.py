@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -37,7 +38,7 @@ def _check_class_agnostic_mask_head(mask_head: nn.Module | None, where: str) -> 
 
 
 def _check_predictor(box_predictor: nn.Module, where: str) -> None:
-    for name in ("embed", "set_vocabulary", "get_vocabulary"):
+    for name in ("embed", "set_vocabulary", "get_vocabulary", "set_class_names"):
         if not callable(getattr(box_predictor, name, None)):
             raise TypeError(
                 f"{where}: box_predictor {type(box_predictor).__name__} has no {name}(); use "
@@ -47,7 +48,7 @@ def _check_predictor(box_predictor: nn.Module, where: str) -> None:
 
 def _yacs_unsupported(cls: type) -> None:
     raise TypeError(
-        f"{cls.__name__} is built from LazyConfig (see configs/common/models/), not from a yacs "
+        f"{cls.__name__} is built from a LazyConfig (see configs/common/models/), not from a yacs "
         "CfgNode: its classifier needs class text embeddings, which are data, not config keys"
     )
 
@@ -64,6 +65,10 @@ class _VocabularyMixin:
     def get_vocabulary(self) -> torch.Tensor:
         """(C_test, D) normalised test-vocabulary embeddings (a copy)."""
         return self.box_predictor.get_vocabulary()
+
+    def set_class_names(self, names: Sequence[str] | None) -> None:
+        """Names of the test vocabulary's rows (None: unknown), for the box predictor."""
+        self.box_predictor.set_class_names(names)
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -104,13 +109,10 @@ class OVStandardROIHeads(_VocabularyMixin, StandardROIHeads):
             boxes: N :class:`Boxes`, image-coordinate XYXY boxes of each image.
 
         Returns:
-            (sum_i R_i, D) L2-normalised region embeddings, images concatenated in order (for
-            a :class:`~ovdet.modeling.roi_heads.ViLDEnsembleBoxHead`, the image head's).
+            (sum_i R_i, D) L2-normalised region embeddings, images concatenated in order.
+            Subclasses choose which embedding is distilled (ViLD-ensemble: its image head).
         """
         pooled = self.box_pooler([features[f] for f in self.box_in_features], boxes)
-        image_features = getattr(self.box_head, "image_features", None)
-        if image_features is not None:  # ViLD-ensemble: only the image branch is distilled
-            return self.box_predictor.image_head.embed(image_features(pooled))
         return self.box_predictor.embed(self.box_head(pooled))
 
 
@@ -153,5 +155,6 @@ class OVRes5ROIHeads(_VocabularyMixin, Res5ROIHeads):
         Returns:
             (sum_i R_i, D) L2-normalised region embeddings, images concatenated in order.
         """
-        x = self._shared_roi_transform([features[f] for f in self.in_features], boxes)
+        # the box branch of Res5ROIHeads: ROI pooling, res5, global average
+        x = self.res5(self.pooler([features[f] for f in self.in_features], boxes))
         return self.box_predictor.embed(x.mean(dim=[2, 3]))

@@ -44,7 +44,7 @@ class TextEmbeddingClassifier(nn.Module):
     A linear projection maps region features to D-dim embeddings ``e`` (L2-normalised).
     Logits over the active vocabulary of C classes are ``cos(e, t_c) / tau``; one background
     column is appended last, ``cos(e, e_bg) / tau`` with ``e_bg`` a learned D-vector
-    (normalised before use). METHODS.md writes the background column first; ovdet puts it
+    (normalised before use). The paper writes the background column first; ovdet puts it
     last to follow detectron2's label convention (background label = C).
 
     Two vocabularies are held: the train vocabulary (used in ``training`` mode) and the test
@@ -114,14 +114,16 @@ class TextEmbeddingClassifier(nn.Module):
     @property
     def num_classes(self) -> int:
         """Number of classes of the active vocabulary (train in training mode, else test)."""
-        return int(self._active_embeddings().shape[0])
+        return int(self.active_embeddings().shape[0])
 
     @property
     def num_train_classes(self) -> int:
         """Number of classes of the training vocabulary (labels are in [0, C_train])."""
         return int(self.train_embeddings.shape[0])
 
-    def _active_embeddings(self) -> torch.Tensor:
+    def active_embeddings(self) -> torch.Tensor:
+        """(C, D) normalised embeddings scored now: the training vocabulary in training mode,
+        the test vocabulary in eval mode (not a copy: do not modify)."""
         return self.train_embeddings if self.training else self.test_embeddings
 
     def set_vocabulary(self, embeddings: torch.Tensor) -> None:
@@ -161,7 +163,7 @@ class TextEmbeddingClassifier(nn.Module):
             column C = background cos(e, e_bg) / tau.
         """
         e = self.embed(x)
-        classes = self._active_embeddings().to(dtype=e.dtype)
+        classes = self.active_embeddings().to(dtype=e.dtype)
         bg = F.normalize(self.bg_embedding, dim=0).to(dtype=e.dtype)
         weights = torch.cat([classes, bg[None, :]], dim=0)
         return e @ weights.t() / self.temperature

@@ -6,18 +6,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from detectron2.config import LazyCall as L
-from detectron2.config import LazyConfig, instantiate
+from detectron2.config import instantiate
 from detectron2.structures import Boxes, ImageList
 from detectron2.utils.events import EventStorage
 from torch import nn
 
+from ovdet.methods.hierkd import HierKDGlobalDistillation, hierkd_distiller
+from ovdet.methods.rkd import RKDDistillation, rkd_distiller
+from ovdet.methods.vild import ViLDImageDistillation, vild_distiller
 from ovdet.modeling import OVRCNN
-from ovdet.modeling.distill import (
-    HierKDGlobalDistillation,
-    RKDDistillation,
-    ViLDImageDistillation,
-)
-from ovdet.modeling.distill.distillers import CaptionDistiller, DistillContext, RegionDistiller
+from ovdet.modeling.distill import CaptionDistiller, DistillContext, RegionDistiller
 
 C_TRAIN, D = 5, 16  # as tests/modeling/test_ov_rcnn.py
 DETECTOR_KEYS = {"loss_cls", "loss_box_reg", "loss_mask", "loss_rpn_cls", "loss_rpn_loc"}
@@ -285,16 +283,19 @@ def test_online_teacher_is_called_and_not_a_submodule(tiny_fpn_config, make_batc
     assert teacher.grad_enabled is False  # the teacher runs under no_grad
 
 
-def test_distill_config_snippets(tiny_fpn_config, make_batch, model_config_dir, fake_encoder):
-    path = str(model_config_dir / "distill.py")
-    snippets = LazyConfig.load(path)
-    assert snippets.vild_distiller.objective.weight == 0.5
-    assert snippets.rkd_distiller.objective.l1_weight == pytest.approx(15 / 512)
-    assert snippets.rkd_distiller.max_regions == 5
-    hierkd_distiller = LazyConfig.load(path, "hierkd_distiller")
+def test_method_config_helpers(tiny_fpn_config, make_batch, fake_encoder):
+    assert vild_distiller().objective.weight == 0.5
+    assert vild_distiller().max_regions is None
+    rkd = rkd_distiller()
+    assert rkd.objective.l1_weight == pytest.approx(0.15 * 100 / 512)  # official COCO weight
+    assert rkd.max_regions == 5
+    assert rkd_distiller(embed_dim=128, official_l1_weight=0.25).objective.l1_weight == (
+        pytest.approx(0.25 * 100 / 128)
+    )
+    assert rkd_distiller() is not rkd  # fresh LazyCalls: configs never share one object
     cfg = tiny_fpn_config(_train_embeddings())
     cfg.model.distillers = [
-        snippets.rkd_distiller,
+        rkd,
         hierkd_distiller(fake_encoder, in_channels=32, embed_dim=D, in_features=["p3", "p4"]),
     ]
     torch.manual_seed(0)
@@ -309,15 +310,15 @@ def test_distill_config_snippets(tiny_fpn_config, make_batch, model_config_dir, 
 
 def test_real_online_region_teacher(tiny_fpn_config, make_batch):
     """RegionDistiller + ovdet's OnlineRegionTeacher on a random-weight small CLIP."""
+    from ovdet.teacher import CLIPCropTeacher
     from ovdet.teacher.online import OnlineRegionTeacher
-    from ovdet.teacher.region_teacher import CLIPRegionTeacher
     from ovdet.teacher.small_clip import create_small_clip
 
     torch.manual_seed(0)
     clip = create_small_clip(image_size=32)
     dim = int(clip.model_cfg["embed_dim"])
     teacher = OnlineRegionTeacher(
-        CLIPRegionTeacher(clip.model.eval(), clip.preprocess), input_format="BGR"
+        CLIPCropTeacher(clip.model.eval(), preprocess=clip.preprocess), input_format="BGR"
     )
     cfg = tiny_fpn_config(torch.randn(C_TRAIN, dim))
     cfg.model.distillers = [RegionDistiller(ViLDImageDistillation(), teacher=teacher)]

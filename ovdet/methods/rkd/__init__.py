@@ -1,0 +1,40 @@
+"""RKD (Bangalath et al., NeurIPS 2022): region-based knowledge distillation.
+
+Region L1 between the detector's and the teacher's embeddings of the top-5 class-agnostic
+proposals per image, plus inter-embedding relationship matching (IRM) between their
+similarity matrices (docs/methods.md#rkd). Here: the objective (:class:`RKDDistillation`)
+and the config helper (:func:`rkd_distiller`). Pseudo image-level supervision (PIS) and the
+weight-transfer function of the paper are not part of it (PIS needs pseudo-labels).
+"""
+
+from ovdet.methods.registry import Method, register_method
+
+from .config import RKD_COCO_L1, RKD_LVIS_L1, RKD_REGIONS_PER_IMAGE, rkd_distiller, rkd_l1_weight
+from .loss import RKDDistillation
+
+__all__ = [
+    "RKDDistillation",
+    "RKD_COCO_L1",
+    "RKD_LVIS_L1",
+    "RKD_REGIONS_PER_IMAGE",
+    "rkd_distiller",
+    "rkd_l1_weight",
+]
+
+register_method(
+    Method(
+        name="rkd",
+        title="RKD",
+        summary="region L1 + inter-embedding relationship matching on the top-5 proposals",
+        source="Bangalath et al., Bridging the Gap between Object and Image-level "
+        "Representations for Open-Vocabulary Detection, NeurIPS 2022",
+        docs="docs/methods.md#rkd",
+        configs={
+            "ov_coco": "ov_coco/rkd_r50_fpn_1x.py",
+            "ov_lvis": "ov_lvis/rkd_r50_fpn_mask_4x.py",
+            "ov_shapes": "ov_shapes/rkd_small.py",
+        },
+        losses=("loss_rkd_l1", "loss_rkd_irm"),
+        needs=frozenset({"region_targets"}),
+    )
+)
