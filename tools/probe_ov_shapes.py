@@ -210,11 +210,13 @@ def teacher_ensemble_grid(
 ) -> list[dict[str, float]]:
     """Box AP50 base / novel with the teacher's crop classification as the image head."""
     from ovdet.modeling.distill.ensemble import vild_ensemble_scores
-    from ovdet.teacher.region_teacher import CLIPRegionTeacher
+    from ovdet.teacher import CLIPCropTeacher
     from ovdet.teacher.small_clip import load_small_clip
 
     clip = load_small_clip(teacher_checkpoint, device="cpu")
-    teacher = CLIPRegionTeacher(clip.model, clip.preprocess, scales=(1.0, 1.5), device="cpu")
+    teacher = CLIPCropTeacher(
+        clip.model, preprocess=clip.preprocess, scales=(1.0, 1.5), device="cpu"
+    )
     predictor = model.roi_heads.box_predictor
     names = ov_shapes_class_names(root, "all")
     base = set(ov_shapes_class_names(root, "base"))

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ovdet.teacher.region_teacher import CLIPRegionTeacher
+from ovdet.teacher.base import RegionTeacher
 
 __all__ = ["OnlineRegionTeacher"]
 
@@ -45,7 +45,8 @@ class OnlineRegionTeacher:
     augmentation. The teacher is frozen (no gradients).
 
     Args:
-        teacher: the CLIP region teacher.
+        teacher: the region teacher (e.g. a
+            :class:`~ovdet.teacher.clip_crop.CLIPCropTeacher`).
         input_format: channel order of ``"image"``: "BGR" (detectron2's default) or "RGB";
             pass ``model.input_format``.
         proposals_key: the input-dict key holding the boxes.
@@ -53,7 +54,7 @@ class OnlineRegionTeacher:
 
     def __init__(
         self,
-        teacher: CLIPRegionTeacher,
+        teacher: RegionTeacher,
         *,
         input_format: str = "BGR",
         proposals_key: str = "teacher_proposals",

@@ -1,7 +1,8 @@
-"""Zero-shot classification with a CLIP model (METHODS.md §1): class text embeddings and top-1
+"""Zero-shot classification with a CLIP model (METHODS.md §1): image embeddings and top-1
 accuracy split into base and novel classes.
 
-``t_c = normalise(mean_k normalise(TextEnc(template_k(c))))``; an image x is assigned
+``t_c = normalise(mean_k normalise(TextEnc(template_k(c))))`` (the class embeddings, built by
+:func:`ovdet.text.build_class_embeddings`); an image x is assigned
 ``argmax_c cos(ImgEnc(x), t_c)`` over the whole vocabulary (generalised setting: base and novel
 classes compete).
 """
@@ -9,49 +10,12 @@ classes compete).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["class_text_embeddings", "encode_images", "zero_shot_accuracy"]
-
-
-@torch.no_grad()
-def class_text_embeddings(
-    model: nn.Module,
-    tokenizer: Callable[[list[str]], torch.Tensor],
-    classnames: Sequence[str],
-    templates: Sequence[str],
-    *,
-    device: Union[str, torch.device] = "cpu",
-) -> torch.Tensor:
-    """Template-ensembled class embeddings.
-
-    Args:
-        model: open_clip model (``encode_text``); used in eval mode, mode restored after.
-        tokenizer: list[str] -> (N, context_length) token ids.
-        classnames: C class names.
-        templates: K format strings with one ``{}`` (e.g. ``"a photo of a {}."``).
-        device: where to run the text tower.
-
-    Returns:
-        (C, D) float32 L2-normalised class embeddings on CPU.
-    """
-    if not classnames:
-        raise ValueError("classnames is empty: nothing to build a zero-shot classifier for")
-    if not templates or any("{}" not in t for t in templates):
-        raise ValueError(f"templates must be non-empty format strings with '{{}}', got {templates}")
-    was_training = model.training
-    model.eval()
-    try:
-        texts = [t.format(c) for c in classnames for t in templates]
-        emb = model.encode_text(tokenizer(texts).to(device), normalize=True).float()
-        emb = emb.reshape(len(classnames), len(templates), -1).mean(dim=1)
-        return F.normalize(emb, dim=-1).cpu()
-    finally:
-        model.train(was_training)
+__all__ = ["encode_images", "zero_shot_accuracy"]
 
 
 @torch.no_grad()

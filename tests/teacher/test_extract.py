@@ -16,8 +16,10 @@ from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
 from ovdet.cli import main as cli_main
+from ovdet.cli.extract_regions import load_dataset_dicts
 from ovdet.data.region_store import RegionEmbeddingStore
-from ovdet.teacher.extract import extract_regions, load_dataset_dicts
+from ovdet.teacher import CLIPCropTeacher
+from ovdet.teacher.extract import extract_regions
 from ovdet.teacher.proposals import (
     ModelProposals,
     load_proposals,
@@ -25,7 +27,7 @@ from ovdet.teacher.proposals import (
     proposals_from_model,
     select_proposals,
 )
-from ovdet.teacher.region_teacher import CLIPRegionTeacher
+from ovdet.utils.io import file_sha256
 
 VISION = dict(image_size=32, layers=1, width=32, head_width=16, patch_size=8)
 TEXT = dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1)
@@ -39,9 +41,9 @@ def tiny_clip() -> CLIP:
 
 
 @pytest.fixture(scope="module")
-def teacher() -> CLIPRegionTeacher:
-    return CLIPRegionTeacher(
-        tiny_clip(), open_clip.image_transform(32, is_train=False), device="cpu"
+def teacher() -> CLIPCropTeacher:
+    return CLIPCropTeacher(
+        tiny_clip(), preprocess=open_clip.image_transform(32, is_train=False), device="cpu"
     )
 
 
@@ -361,9 +363,11 @@ def test_cli_custom_config_teacher(dataset, tmp_path, capsys):
     store = RegionEmbeddingStore(out)
     meta = store.metadata
     assert meta["teacher"].startswith("open_clip:ovdet-test-tiny-clip[config-sha256=")
+    # the identity recorded since the first stores: architecture, weights, then the mode
+    assert meta["teacher"].endswith(f":sha256={file_sha256(checkpoint)[:16]}:crop-pil")
     assert meta["dtype"] == "float16" and meta["scales"] == [1.0, 1.5] and meta["top_m"] == 3
     model = open_clip.create_model("ovdet-test-tiny-clip", pretrained=str(checkpoint))
-    cli_teacher = CLIPRegionTeacher(model, device="cpu")
+    cli_teacher = CLIPCropTeacher(model, device="cpu")
     for record in dataset["dicts"]:
         sel, emb = expected_targets(record, dataset["proposals"], cli_teacher)
         got = store.get(record["image_id"])

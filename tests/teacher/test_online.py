@@ -9,19 +9,20 @@ import torch
 from detectron2.data import transforms as T
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 
+from ovdet.teacher import CLIPCropTeacher
 from ovdet.teacher.online import OnlineRegionTeacher
-from ovdet.teacher.region_teacher import CLIPRegionTeacher
 
 
 @pytest.fixture(scope="module")
-def teacher() -> CLIPRegionTeacher:
+def teacher() -> CLIPCropTeacher:
     torch.manual_seed(0)
     model = CLIP(
         embed_dim=32,
         vision_cfg=CLIPVisionCfg(image_size=32, layers=1, width=32, head_width=16, patch_size=8),
         text_cfg=CLIPTextCfg(context_length=16, vocab_size=49408, width=32, heads=2, layers=1),
     )
-    return CLIPRegionTeacher(model, open_clip.image_transform(32, is_train=False), device="cpu")
+    preprocess = open_clip.image_transform(32, is_train=False)
+    return CLIPCropTeacher(model, preprocess=preprocess, device="cpu")
 
 
 @pytest.fixture(scope="module")

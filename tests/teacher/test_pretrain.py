@@ -192,8 +192,10 @@ def test_trained_checkpoint_loads_with_open_clip(trained, shapes_dir):
         assert torch.equal(model.encode_image(x), loaded.model.encode_image(x))
     # the saved weights are the evaluated ones: zero-shot accuracy is reproduced
     files = resolve_data_files(shapes_dir)
+    loaded.model.train()  # evaluation leaves the model's mode as it found it
     again = evaluate_zero_shot(loaded, files.val_json, files.val_image_roots, novel=files.novel)
     assert again["top1_all"] == summary["zero_shot"]["top1_all"]
+    assert loaded.model.training
 
 
 @pytest.mark.parametrize("name,suffix", [(SMALL_CLIP, ".pt"), (SMALL_CLIP_SIGMOID, ".safetensors")])

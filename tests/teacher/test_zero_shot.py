@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from ovdet.teacher.small_clip import create_small_clip
-from ovdet.teacher.zero_shot import class_text_embeddings, encode_images, zero_shot_accuracy
+from ovdet.teacher.zero_shot import encode_images, zero_shot_accuracy
+from ovdet.text import OpenCLIPTextEncoder, build_class_embeddings
 
 NAMES = ["red circle", "blue star", "green square"]
 
@@ -32,10 +33,13 @@ def test_zero_shot_accuracy_splits_base_and_novel():
         zero_shot_accuracy(image_emb, labels[:2], class_emb, NAMES)
 
 
-def test_class_text_embeddings_and_encode_images_on_small_clip():
+def test_class_embeddings_of_a_lent_model_and_encode_images_on_small_clip():
+    """Zero-shot evaluation builds its classifier with ovdet.text on the model being trained."""
     clip = create_small_clip(image_size=32)
     clip.model.train()
-    emb = class_text_embeddings(clip.model, clip.tokenizer, NAMES, ["a {}.", "a photo of a {}."])
+    encoder = OpenCLIPTextEncoder(clip.config_name, model=clip.model, tokenizer=clip.tokenizer)
+    assert encoder.module is clip.model  # lent, not copied
+    emb = build_class_embeddings(encoder, NAMES, ["a {}.", "a photo of a {}."])
     assert emb.shape == (3, 128) and emb.dtype == torch.float32
     assert torch.allclose(emb.norm(dim=-1), torch.ones(3), atol=1e-5)
     assert clip.model.training  # mode restored
@@ -48,9 +52,12 @@ def test_class_text_embeddings_and_encode_images_on_small_clip():
         ]
         ref = torch.nn.functional.normalize(sum(per), dim=-1)[0]
     assert torch.allclose(emb[1], ref, atol=1e-5)
+    clip.model.eval()
+    build_class_embeddings(encoder, NAMES, ["a {}."])
+    assert not clip.model.training  # eval mode restored too
 
     batches = [torch.rand(2, 3, 32, 32), torch.rand(3, 3, 32, 32)]
     img = encode_images(clip.model, batches)
     assert img.shape == (5, 128)
     with pytest.raises(ValueError, match="\\{\\}"):
-        class_text_embeddings(clip.model, clip.tokenizer, NAMES, ["no placeholder"])
+        build_class_embeddings(encoder, NAMES, ["no placeholder"])

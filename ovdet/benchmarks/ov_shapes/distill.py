@@ -140,15 +140,17 @@ def prepare_region_targets(ctx: MethodContext, cfg) -> None:
 
     from ovdet.data.region_store import RegionEmbeddingStore
     from ovdet.data.synthetic.catalog import ov_shapes_dataset
+    from ovdet.teacher import CLIPCropTeacher
     from ovdet.teacher.extract import extract_regions
     from ovdet.teacher.proposals import ModelProposals
-    from ovdet.teacher.region_teacher import CLIPRegionTeacher
     from ovdet.teacher.small_clip import load_small_clip
     from ovdet.utils.io import file_sha256
 
     store_dir = ctx.work_dir.parent / STORE_DIR
     clip = load_small_clip(ctx.teacher_checkpoint, device=ctx.device)
-    teacher = CLIPRegionTeacher(clip.model, clip.preprocess, scales=SCALES, device=ctx.device)
+    teacher = CLIPCropTeacher(
+        clip.model, preprocess=clip.preprocess, scales=SCALES, device=ctx.device
+    )
     model, weights = _vild_text_model(ctx, cfg)
     store = RegionEmbeddingStore(
         store_dir,

@@ -1,4 +1,4 @@
-"""CLIPRegionTeacher: parity with open_clip's own preprocessing, crop geometry, dense mode."""
+"""CLIP region teachers: parity with open_clip's own preprocessing, tensor crops, dense mode."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg
 from PIL import Image
 
-from ovdet.teacher.region_teacher import CLIPRegionTeacher, expand_boxes, pixel_crop_boxes
+from ovdet.teacher import CLIPCropTeacher, CLIPDenseTeacher, CLIPTensorCropTeacher
 
 TEXT_CFG = CLIPTextCfg(context_length=16, vocab_size=49408, width=32, heads=2, layers=1)
 
@@ -55,35 +55,9 @@ def reference_embedding(model, preprocess, image, crop_xyxy) -> torch.Tensor:
         return F.normalize(model.encode_image(preprocess(crop)[None]), dim=-1)[0]
 
 
-def test_expand_boxes_scales_about_centre_and_clips():
-    boxes = torch.tensor([[10.0, 10.0, 30.0, 50.0], [90.0, 70.0, 100.0, 80.0]])
-    out = expand_boxes(boxes, 1.5, (80, 100))  # (H, W)
-    # box 0: centre (20, 30), half sizes 15 x 30 -> (5, 0, 35, 60)
-    # box 1: centre (95, 75), half sizes 7.5 x 7.5 -> (87.5, 67.5, 102.5, 82.5) -> clipped
-    expected = torch.tensor([[5.0, 0.0, 35.0, 60.0], [87.5, 67.5, 100.0, 80.0]], dtype=out.dtype)
-    torch.testing.assert_close(out, expected)
-    torch.testing.assert_close(expand_boxes(boxes, 1.0, (80, 100)), boxes.double())
-    # clipping: a box spilling out on the left/top is cut at 0
-    torch.testing.assert_close(
-        expand_boxes(torch.tensor([[0.0, 0.0, 10.0, 4.0]]), 2.0, (80, 100)),
-        torch.tensor([[0.0, 0.0, 15.0, 6.0]], dtype=torch.float64),
-    )
-
-
-def test_pixel_crop_boxes_floor_ceil_and_min_size():
-    boxes = torch.tensor(
-        [[87.5, 67.5, 100.0, 80.0], [20.0, 20.0, 20.0, 30.0], [100.0, 80.0, 100.0, 80.0]],
-        dtype=torch.float64,
-    )
-    out = pixel_crop_boxes(boxes, (80, 100))
-    expected = torch.tensor([[87, 67, 100, 80], [20, 20, 21, 30], [99, 79, 100, 80]])
-    assert out.dtype == torch.int64
-    torch.testing.assert_close(out, expected)
-
-
 def test_crop_mode_matches_open_clip_preprocess_exactly(vit, image):
     preprocess = open_clip.image_transform(vit.visual.image_size, is_train=False)
-    teacher = CLIPRegionTeacher(vit, preprocess, scales=(1.0,), device="cpu")
+    teacher = CLIPCropTeacher(vit, preprocess=preprocess, scales=(1.0,), device="cpu")
     out = teacher.embed(image, BOXES)
     # crops written by hand: floor/ceil of the clipped boxes
     crops = [(3, 4, 30, 40), (10, 2, 63, 48), (0, 0, 5, 5), (20, 20, 21, 30)]
@@ -94,9 +68,11 @@ def test_crop_mode_matches_open_clip_preprocess_exactly(vit, image):
 
 def test_default_preprocess_and_input_types_agree(vit, image):
     preprocess = open_clip.image_transform(vit.visual.image_size, is_train=False)
-    explicit = CLIPRegionTeacher(vit, preprocess, scales=(1.0,), device="cpu").embed(image, BOXES)
+    explicit = CLIPCropTeacher(vit, preprocess=preprocess, scales=(1.0,), device="cpu").embed(
+        image, BOXES
+    )
     # preprocess built from the model's own cfg
-    default = CLIPRegionTeacher(vit, scales=(1.0,), device="cpu")
+    default = CLIPCropTeacher(vit, scales=(1.0,), device="cpu")
     torch.testing.assert_close(default.embed(image, BOXES), explicit, atol=1e-6, rtol=0)
     chw = torch.from_numpy(image).permute(2, 0, 1)
     torch.testing.assert_close(default.embed(chw, BOXES), explicit, atol=1e-6, rtol=0)
@@ -108,7 +84,7 @@ def test_default_preprocess_and_input_types_agree(vit, image):
 
 def test_two_scales_sum_normalised_embeddings(vit, image):
     preprocess = open_clip.image_transform(vit.visual.image_size, is_train=False)
-    teacher = CLIPRegionTeacher(vit, preprocess, scales=(1.0, 1.5), device="cpu")
+    teacher = CLIPCropTeacher(vit, preprocess=preprocess, scales=(1.0, 1.5), device="cpu")
     box = torch.tensor([[10.0, 10.0, 30.0, 20.0]])
     out = teacher.embed(image, box)
     # 1.5x: centre (20, 15), half sizes 15 x 7.5 -> (5, 7.5, 35, 22.5) -> pixels (5, 7, 35, 23)
@@ -119,7 +95,7 @@ def test_two_scales_sum_normalised_embeddings(vit, image):
 
 
 def test_embed_batch_and_empty_boxes(vit, image):
-    teacher = CLIPRegionTeacher(vit, device="cpu", batch_size=3)
+    teacher = CLIPCropTeacher(vit, device="cpu", batch_size=3)
     outs = teacher.embed_batch([image, image], [BOXES, torch.zeros(0, 4)])
     assert outs[0].shape == (4, 32) and outs[1].shape == (0, 32)
     torch.testing.assert_close(outs[0], teacher.embed(image, BOXES))
@@ -128,21 +104,25 @@ def test_embed_batch_and_empty_boxes(vit, image):
 
 
 def test_tensor_backend_approximates_exact_path(vit, image):
-    exact = CLIPRegionTeacher(vit, device="cpu").embed(image, BOXES)
-    fast = CLIPRegionTeacher(vit, crop_backend="tensor", device="cpu").embed(image, BOXES)
+    exact = CLIPCropTeacher(vit, device="cpu").embed(image, BOXES)
+    fast = CLIPTensorCropTeacher(vit, device="cpu").embed(image, BOXES)
     assert ((exact * fast).sum(dim=1) > 0.999).all()
 
 
 def test_invalid_inputs_are_named(vit, image):
-    teacher = CLIPRegionTeacher(vit, device="cpu")
-    with pytest.raises(ValueError, match="box 1"):
+    teacher = CLIPCropTeacher(vit, device="cpu")
+    with pytest.raises(ValueError, match="CLIPCropTeacher: box 1"):
         teacher.embed(image, torch.tensor([[0.0, 0.0, 5.0, 5.0], [10.0, 0.0, 5.0, 5.0]]))
     with pytest.raises(ValueError, match="box 0"):
         teacher.embed(image, torch.tensor([[70.0, 0.0, 80.0, 5.0]]))  # right of the image
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         teacher.embed(torch.full((3, 8, 8), 200.0), torch.tensor([[0.0, 0.0, 4.0, 4.0]]))
-    with pytest.raises(ValueError, match="mode"):
-        CLIPRegionTeacher(vit, mode="grid")
+    with pytest.raises(ValueError, match="CLIPCropTeacher: batch_size must be >= 1"):
+        CLIPCropTeacher(vit, batch_size=0)
+    with pytest.raises(ValueError, match="CLIPDenseTeacher: scales must be"):
+        CLIPDenseTeacher(vit, scales=(1.0, -1.5))
+    with pytest.raises(TypeError, match="CLIPTensorCropTeacher: model must be an open_clip model"):
+        CLIPTensorCropTeacher(torch.nn.Linear(2, 2))
 
 
 def test_dense_vit_whole_image_box_equals_avg_pool_output(image):
@@ -150,7 +130,7 @@ def test_dense_vit_whole_image_box_equals_avg_pool_output(image):
     # token, which is exactly the model's own 'avg' pooling.
     model = tiny_vit(pool_type="avg")
     square = image[:32, :32]
-    teacher = CLIPRegionTeacher(model, scales=(1.0,), mode="dense", device="cpu")
+    teacher = CLIPDenseTeacher(model, scales=(1.0,), device="cpu")
     out = teacher.embed(square, torch.tensor([[0.0, 0.0, 32.0, 32.0], [4.0, 4.0, 20.0, 12.0]]))
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(3, 1, 1)
@@ -165,7 +145,7 @@ def test_dense_vit_whole_image_box_equals_avg_pool_output(image):
 def test_dense_resnet_whole_image_box_equals_forward(image):
     model = tiny_resnet()
     square = np.ascontiguousarray(np.concatenate([image, image[:16]], axis=0)[:, :64])  # 64x64
-    teacher = CLIPRegionTeacher(model, scales=(1.0,), mode="dense", device="cpu")
+    teacher = CLIPDenseTeacher(model, scales=(1.0,), device="cpu")
     out = teacher.embed(square, torch.tensor([[0.0, 0.0, 64.0, 64.0], [0.0, 0.0, 9.0, 9.0]]))
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(3, 1, 1)
@@ -179,4 +159,4 @@ def test_dense_resnet_whole_image_box_equals_forward(image):
 def test_dense_mode_rejects_unsupported_tower():
     model = tiny_vit(attentional_pool=True, attn_pooler_queries=4, attn_pooler_heads=2)
     with pytest.raises(NotImplementedError, match="attentional pooler"):
-        CLIPRegionTeacher(model, mode="dense", device="cpu")
+        CLIPDenseTeacher(model, device="cpu")

@@ -1,38 +1,4 @@
-"""On-disk store of per-image teacher targets (ViLD-image): proposals + embeddings.
-
-Layout of a store directory ``root``::
-
-    root/store.json                  metadata: teacher identity, D, dtype, scales, top_m,
-                                     proposal source (written once, atomically)
-    root/index-rank{R}.jsonl         one JSON line per finished shard of writer rank R
-    root/shards/r{R}-{S:06d}.safetensors
-                                     shard S of rank R (safetensors, read lazily)
-    root/errors-rank{R}.json         images that rank R could not process (written by
-                                     :mod:`ovdet.teacher.extract`)
-
-A shard holds the images it covers back to back:
-
-- ``boxes`` (N, 4) float32, XYXY in ORIGINAL image pixels (as the images are read from disk,
-  EXIF orientation applied, before any augmentation);
-- ``embeddings`` (N, D) float16 or float32, row i is the L2-normalised teacher embedding of
-  box i (stored rounded to the store's dtype);
-- ``scores`` (N,) float32 proposal scores (NaN for images added without scores);
-- ``offsets`` (n + 1,) int64: image k owns rows ``offsets[k]:offsets[k + 1]``;
-
-and its safetensors header metadata names the images (``ids``: JSON list, int ids stay ints,
-str ids stay strings).
-
-Crash safety: a shard is written to a hidden temporary file in ``shards/``, flushed and fsynced,
-then ``os.replace``d to its final name; only THEN is its index line (``{"shard", "ids",
-"counts", "scored"}``) appended to ``index-rank{R}.jsonl`` and fsynced. Readers only open
-shards named in an index, so a half-written shard (temporary file, or a shard whose index line
-was never written) is never read; a shard whose index line is complete is never redone
-(:meth:`RegionEmbeddingStore.done_ids`). A writer that opens a rank repairs a torn last index
-line and deletes that rank's stray temporary files.
-
-Several writers (one per rank, e.g. one per GPU or machine on a shared file system) can fill a
-store at once; each appends only to its own index and shards, and readers take the union.
-"""
+"""``RegionEmbeddingStore``: opening, checking and reading a region store (see the package)."""
 
 from __future__ import annotations
 
@@ -40,63 +6,33 @@ import json
 import logging
 import math
 import os
-import re
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import numpy as np
 import torch
 from safetensors import safe_open
-from safetensors.torch import save as safetensors_save
 
-from ovdet.utils.io import atomic_write_bytes, fsync_dir, write_json
+from ovdet.data.region_store.layout import (
+    CHECKED_KEYS,
+    DTYPES,
+    FORMAT,
+    INDEX_RE,
+    METADATA_FILE,
+    SHARD_DIR,
+    VERSION,
+    ImageId,
+    describe_id,
+    normalize_image_id,
+)
+from ovdet.data.region_store.writer import RegionStoreWriter
+from ovdet.utils.io import write_json
 
-__all__ = ["ImageId", "RegionEmbeddingStore", "RegionStoreWriter", "normalize_image_id"]
+__all__ = ["RegionEmbeddingStore"]
 
 logger = logging.getLogger(__name__)
-
-ImageId = Union[int, str]
-
-FORMAT = "ovdet-region-store"
-VERSION = 1
-METADATA_FILE = "store.json"
-SHARD_DIR = "shards"
-DTYPES = {"float16": torch.float16, "float32": torch.float32}
-# keys of store.json that must agree when an existing store is opened with explicit values
-CHECKED_KEYS = ("teacher", "dim", "dtype", "scales", "top_m", "proposals")
-
-_INDEX_RE = re.compile(r"^index-rank(\d+)\.jsonl$")
-_SHARD_RE = re.compile(r"^r(\d+)-(\d+)\.safetensors$")
-# temporary files of utils.io.atomic_write: ".<final name>.<random>.tmp"
-_TMP_RE = re.compile(r"^\.r(\d+)-(\d+)\.safetensors\..*\.tmp$")
-
-
-def normalize_image_id(image_id: Any) -> ImageId:
-    """An image id as stored: Python ``int`` (numpy / torch integers converted) or ``str``.
-
-    Raises:
-        TypeError: for any other type (bool and float included).
-    """
-    if isinstance(image_id, str):
-        return image_id
-    if isinstance(image_id, bool):
-        raise TypeError(f"image id must be an int or a str, got bool {image_id!r}")
-    if isinstance(image_id, (int, np.integer)):
-        return int(image_id)
-    if (
-        isinstance(image_id, torch.Tensor)
-        and image_id.numel() == 1
-        and not (image_id.is_floating_point() or image_id.dtype == torch.bool)
-    ):
-        return int(image_id.item())
-    raise TypeError(f"image id must be an int or a str, got {type(image_id).__name__} {image_id!r}")
-
-
-def _describe_id(image_id: ImageId) -> str:
-    return f"{image_id!r} ({type(image_id).__name__})"
 
 
 @dataclass(frozen=True)
@@ -264,7 +200,7 @@ class RegionEmbeddingStore:
             return []
         out = []
         for path in self.root.iterdir():
-            match = _INDEX_RE.match(path.name)
+            match = INDEX_RE.match(path.name)
             if match:
                 out.append((int(match.group(1)), path))
         return sorted(out)
@@ -313,7 +249,7 @@ class RegionEmbeddingStore:
                     previous = locations.get(image_id)
                     if previous is not None:
                         raise ValueError(
-                            f"region store {self.root}: image id {_describe_id(image_id)} is in "
+                            f"region store {self.root}: image id {describe_id(image_id)} is in "
                             f"both {previous.shard} and {entry['shard']} (index {path.name}); "
                             "remove one of the index lines."
                         )
@@ -399,8 +335,8 @@ class RegionEmbeddingStore:
             other = str(key) if isinstance(key, int) else (int(key) if key.isdigit() else None)
             hint = ""
             if other is not None and other in self._index():
-                hint = f"; the store has {_describe_id(other)} - ids keep their type"
-            raise KeyError(f"image id {_describe_id(key)} is not in region store {self.root}{hint}")
+                hint = f"; the store has {describe_id(other)} - ids keep their type"
+            raise KeyError(f"image id {describe_id(key)} is not in region store {self.root}{hint}")
         if loc.end == loc.start:
             return {
                 "boxes": torch.zeros(0, 4),
@@ -444,183 +380,3 @@ class RegionEmbeddingStore:
             f"RegionEmbeddingStore(root={str(self.root)!r}, teacher={self.teacher!r}, "
             f"dim={self.dim}, dtype={self._meta['dtype']}, images={n})"
         )
-
-
-class RegionStoreWriter:
-    """Appends images to a :class:`RegionEmbeddingStore` for one rank (see the module docstring).
-
-    Images are buffered in memory and committed ``shard_size`` at a time; leaving the context
-    (normally or by an exception) commits the buffered images too, since each of them is
-    complete. Only a hard kill loses the buffered images, which a resumed run recomputes.
-
-    Args:
-        store: the store.
-        rank: this writer's rank (its index file and shard names carry it).
-        shard_size: images per shard.
-    """
-
-    def __init__(self, store: RegionEmbeddingStore, rank: int = 0, shard_size: int = 256) -> None:
-        if rank < 0:
-            raise ValueError(f"RegionStoreWriter: rank must be >= 0, got {rank}")
-        if shard_size < 1:
-            raise ValueError(f"RegionStoreWriter: shard_size must be >= 1, got {shard_size}")
-        self.store = store
-        self.rank = int(rank)
-        self.shard_size = int(shard_size)
-        self.shard_dir = store.root / SHARD_DIR
-        self.shard_dir.mkdir(parents=True, exist_ok=True)
-        self.index_path = store.root / f"index-rank{self.rank}.jsonl"
-        self._repair_index()
-        self._remove_stray_temporaries()
-        self._done = store.done_ids()
-        self._next_seq = self._first_free_seq()
-        self._pending: list[tuple[ImageId, torch.Tensor, torch.Tensor, torch.Tensor | None]] = []
-        self._pending_ids: set[ImageId] = set()
-        self._closed = False
-        self.images_written = 0
-        self.regions_written = 0
-
-    # ------------------------------------------------------------------ startup repair
-    def _repair_index(self) -> None:
-        """Cut a torn last line of this rank's index so later appends start on a fresh line."""
-        if not self.index_path.is_file():
-            return
-        data = self.index_path.read_bytes()
-        if not data or data.endswith(b"\n"):
-            return
-        cut = data.rfind(b"\n") + 1
-        tail = data[cut:]
-        try:
-            json.loads(tail)
-            keep = data + b"\n"  # complete entry, only the newline was lost
-        except json.JSONDecodeError:
-            logger.warning(
-                "%s: removing a torn last line left by an interrupted run (its images are redone)",
-                self.index_path,
-            )
-            keep = data[:cut]
-        with open(self.index_path, "r+b") as f:
-            f.seek(0)
-            f.write(keep)
-            f.truncate(len(keep))
-            f.flush()
-            os.fsync(f.fileno())
-
-    def _remove_stray_temporaries(self) -> None:
-        for path in self.shard_dir.iterdir():
-            match = _TMP_RE.match(path.name)
-            if match and int(match.group(1)) == self.rank:
-                logger.warning("removing half-written shard %s left by an interrupted run", path)
-                path.unlink(missing_ok=True)
-
-    def _first_free_seq(self) -> int:
-        """1 + the largest shard number of this rank on disk (indexed or orphaned)."""
-        largest = -1
-        for path in self.shard_dir.iterdir():
-            match = _SHARD_RE.match(path.name)
-            if match and int(match.group(1)) == self.rank:
-                largest = max(largest, int(match.group(2)))
-        return largest + 1
-
-    # ------------------------------------------------------------------ adding
-    def add(
-        self,
-        image_id: ImageId,
-        boxes: torch.Tensor | np.ndarray,
-        embeddings: torch.Tensor | np.ndarray,
-        scores: torch.Tensor | np.ndarray | None = None,
-    ) -> None:
-        """Add one image's targets.
-
-        Args:
-            image_id: int or str id; must not be in the store yet.
-            boxes: (M, 4) XYXY in original image pixels.
-            embeddings: (M, D) teacher embeddings, D = ``store.dim``.
-            scores: optional (M,) proposal scores.
-        """
-        if self._closed:
-            raise RuntimeError("RegionStoreWriter.add: the writer is closed.")
-        key = normalize_image_id(image_id)
-        where = f"image id {_describe_id(key)}"
-        if key in self._done or key in self._pending_ids:
-            raise ValueError(
-                f"{where} is already in region store {self.store.root}; an image is stored once "
-                "(skip ids in store.done_ids())."
-            )
-        boxes = torch.as_tensor(boxes).detach().cpu().to(torch.float32)
-        embeddings = torch.as_tensor(embeddings).detach().cpu()
-        if boxes.ndim != 2 or boxes.shape[1] != 4:
-            raise ValueError(f"{where}: boxes must be (M, 4) XYXY, got shape {tuple(boxes.shape)}")
-        m = boxes.shape[0]
-        if embeddings.ndim != 2 or embeddings.shape != (m, self.store.dim):
-            raise ValueError(
-                f"{where}: embeddings must be (M, D) = ({m}, {self.store.dim}) to match the "
-                f"boxes and the store's dim, got shape {tuple(embeddings.shape)}"
-            )
-        if not torch.isfinite(boxes).all():
-            raise ValueError(f"{where}: boxes contain NaN or infinity")
-        if embeddings.is_floating_point() and not torch.isfinite(embeddings).all():
-            raise ValueError(f"{where}: embeddings contain NaN or infinity")
-        if scores is not None:
-            scores = torch.as_tensor(scores).detach().cpu().to(torch.float32).reshape(-1)
-            if scores.shape[0] != m:
-                raise ValueError(f"{where}: {scores.shape[0]} scores for {m} boxes")
-        self._pending.append((key, boxes, embeddings.to(self.store.dtype), scores))
-        self._pending_ids.add(key)
-        if len(self._pending) >= self.shard_size:
-            self.flush()
-
-    def flush(self) -> None:
-        """Commit the buffered images as one shard (no-op when nothing is buffered)."""
-        if not self._pending:
-            return
-        ids = [item[0] for item in self._pending]
-        counts = [int(item[1].shape[0]) for item in self._pending]
-        scored = [item[3] is not None for item in self._pending]
-        boxes = torch.cat([item[1] for item in self._pending]).contiguous()
-        embeddings = torch.cat([item[2] for item in self._pending]).contiguous()
-        scores = torch.cat(
-            [
-                item[3] if item[3] is not None else torch.full((item[1].shape[0],), float("nan"))
-                for item in self._pending
-            ]
-        ).contiguous()
-        offsets = torch.tensor([0, *np.cumsum(counts).tolist()], dtype=torch.int64)
-        payload = safetensors_save(
-            {"boxes": boxes, "embeddings": embeddings, "scores": scores, "offsets": offsets},
-            metadata={"format": FORMAT, "ids": json.dumps(ids), "teacher": self.store.teacher},
-        )
-
-        name = f"r{self.rank}-{self._next_seq:06d}.safetensors"
-        final = self.shard_dir / name
-        atomic_write_bytes(final, payload, durable=True)
-
-        entry = {"shard": f"{SHARD_DIR}/{name}", "ids": ids, "counts": counts, "scored": scored}
-        line = (json.dumps(entry) + "\n").encode("utf-8")
-        new_index = not self.index_path.exists()
-        with open(self.index_path, "ab") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
-        if new_index:
-            fsync_dir(self.store.root)
-
-        self._next_seq += 1
-        self._done.update(ids)
-        self.store._register(entry)
-        self.images_written += len(ids)
-        self.regions_written += int(boxes.shape[0])
-        self._pending.clear()
-        self._pending_ids.clear()
-
-    def close(self) -> None:
-        """Commit buffered images and close the writer."""
-        if not self._closed:
-            self.flush()
-            self._closed = True
-
-    def __enter__(self) -> RegionStoreWriter:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.close()
