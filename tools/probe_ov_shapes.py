@@ -49,10 +49,12 @@ from detectron2.config import instantiate
 from detectron2.evaluation import inference_on_dataset
 from detectron2.structures import Boxes
 
-from ovdet.benchmarks.ov_shapes.distill import set_ensemble_temperature
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
 from ovdet.data.synthetic.catalog import ov_shapes_class_names, split_files
 from ovdet.engine.build import load_config, model_from_config
+from ovdet.evaluation.results import detections_to_coco_results
+from ovdet.methods import METHODS
+from ovdet.methods.vild_ensemble import OVEnsembleOutputLayers
 
 
 def load_model(run: Path, seed: int, method: str, overrides: list[str]):
@@ -73,7 +75,10 @@ def load_model(run: Path, seed: int, method: str, overrides: list[str]):
     if "distillers" in cfg.model:
         cfg.model.distillers = []  # training-only (HierKD's needs the teacher's text tower)
     # ensembles: the image-head temperature the benchmark tested with (1 / teacher logit scale)
-    set_ensemble_temperature(cfg, seed_dir / "teacher" / "teacher.pt")
+    registered = METHODS.get(method)  # the oracle is a benchmark baseline, not a method
+    if registered is not None and registered.prepare is not None:
+        # e.g. the ensemble's image-head temperature: as the benchmark tested it
+        registered.prepare(cfg, seed_dir / "teacher" / "teacher.pt")
     model, cfg = model_from_config(cfg, weights, overrides=overrides, device="cpu")
     return cfg, model
 
@@ -90,9 +95,9 @@ def region_top1(cfg, model, root: Path) -> dict[str, dict[str, float]]:
     per_image: dict = {}
     for ann in val["annotations"]:
         per_image.setdefault(ann["image_id"], []).append(ann)
-    heads = {"text": getattr(predictor, "text_embed", predictor.embed)}
-    if hasattr(predictor, "text_embed"):
-        heads["image"] = predictor.embed
+    heads = {"text": predictor.embed}
+    if isinstance(predictor, OVEnsembleOutputLayers):
+        heads["image"] = lambda region: predictor.image_embed(predictor.split_features(region)[1])
     counts = {h: {"base": [0, 0], "novel": [0, 0]} for h in heads}
     for (x,) in instantiate(cfg.dataloader.test):
         anns = per_image.get(x["image_id"], [])
@@ -144,16 +149,10 @@ def class_agnostic(cfg, model, root: Path) -> dict[str, float]:
     for (x,) in instantiate(cfg.dataloader.test):
         inst = model([x])[0]["instances"].to("cpu")
         boxes = inst.pred_boxes.tensor
-        for box, score in zip(boxes.tolist(), inst.scores.tolist()):
-            x0, y0, x1, y1 = box
-            results.append(
-                {
-                    "image_id": x["image_id"],
-                    "category_id": any_cat,
-                    "bbox": [x0, y0, x1 - x0, y1 - y0],
-                    "score": score,
-                }
-            )
+        labels = [0] * len(inst)  # every detection as one class: class-agnostic AP
+        results += detections_to_coco_results(
+            x["image_id"], boxes.numpy(), inst.scores.tolist(), labels, [any_cat]
+        )
         anns = gt.imgToAnns.get(x["image_id"], [])
         if not anns:
             continue
@@ -209,7 +208,7 @@ def teacher_ensemble_grid(
     cfg, model, teacher_checkpoint: Path, root: Path, grid: list[tuple[float, float]]
 ) -> list[dict[str, float]]:
     """Box AP50 base / novel with the teacher's crop classification as the image head."""
-    from ovdet.modeling.distill.ensemble import vild_ensemble_scores
+    from ovdet.methods.vild_ensemble import vild_ensemble_scores
     from ovdet.teacher import CLIPCropTeacher
     from ovdet.teacher.small_clip import load_small_clip
 

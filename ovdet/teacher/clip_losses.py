@@ -1,4 +1,5 @@
-"""Image-text contrastive losses for CLIP pretraining (METHODS.md §1): ITC (InfoNCE) and SigLIP.
+"""Image-text contrastive losses for CLIP pretraining: ITC (InfoNCE) and SigLIP
+(docs/methods.md#clip-basics).
 
 Both take L2-normalised embeddings ``image_emb`` (B, D) and ``text_emb`` (B, D), row i of each
 forming the i-th pair, and the *log* of the logit scale (the learnable parameter ``t`` of
@@ -9,7 +10,7 @@ circle in the batch), so pair i's text is often an equally good match for image 
 those as negatives pushes apart embeddings of the same class. Both losses accept an optional
 ``positive_ids`` (B,) integer tensor: pairs i, j with ``positive_ids[i] == positive_ids[j]``
 are positives of each other (e.g. the class index for crop captions, a unique id for free-form
-captions). Without it, only the diagonal is positive and the losses are exactly METHODS.md §1.
+captions). Without it, only the diagonal is positive and the losses are exactly the standard ones.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def itc_loss(
     """Symmetric InfoNCE: ``(CE(L, targets) + CE(L^T, targets^T)) / 2``, ``L = s * I T^T``.
 
     ``s = exp(min(logit_scale, max_logit_scale))`` (CLIP's clamp at 100; no gradient flows to
-    ``logit_scale`` while it is clamped). Targets are one-hot on the diagonal (METHODS.md §1)
+    ``logit_scale`` while it is clamped). Targets are one-hot on the diagonal
     or, with ``positive_ids``, the uniform distribution over each row's positives
     (multi-positive InfoNCE): row i's target is ``1/|P_i|`` on every j with the same id. The
     positive relation is symmetric, so the text->image direction uses the same targets.
@@ -103,7 +104,7 @@ def siglip_loss(
 ) -> torch.Tensor:
     """SigLIP pairwise sigmoid loss: ``-sum(log_sigmoid(z * L)) / B``, ``L = s * I T^T + b``.
 
-    Labels ``z = 2 * eye(B) - 1`` (METHODS.md §1), or with ``positive_ids`` ``z_ij = +1`` where
+    Labels ``z = 2 * eye(B) - 1``, or with ``positive_ids`` ``z_ij = +1`` where
     the ids are equal and -1 elsewhere. ``s = exp(logit_scale)``, unclamped as in the paper
     (the training loop keeps the parameter in [0, log 100], as open_clip does).
 

@@ -1,6 +1,6 @@
 """The part shared by the CLIP region teachers: the open_clip model and the multi-scale loop.
 
-For each box ``b`` the teacher embedding is (METHODS.md §2)::
+For each box ``b`` the teacher embedding is (docs/methods.md#region-teacher-and-region-store)::
 
     v = normalise( sum_{s in scales} normalise( CLIP( crop(image, expand(b, s)) ) ) )
 

@@ -1,11 +1,12 @@
 """Offline ViLD-image teacher targets: teacher embeddings of top-M proposals, to a region store.
 
-:func:`extract_regions` (METHODS.md §2): for every image of a dataset, take the top-M
-class-agnostic proposals (from a file or from an RPN trained on base boxes), embed each with a
-:class:`~ovdet.teacher.base.RegionTeacher` (the CLIP region teacher: crops at 1.0x and 1.5x,
-:class:`~ovdet.teacher.clip_crop.CLIPCropTeacher`) and append ``(proposals, embeddings,
-scores)`` to a :class:`~ovdet.data.region_store.RegionEmbeddingStore`. The command
-``ovdet extract-regions`` (:mod:`ovdet.cli.extract_regions`) runs it over ranks.
+:func:`extract_regions` (docs/methods.md#region-teacher-and-region-store): for every
+image of a dataset, take the top-M class-agnostic proposals (from a file or from an RPN
+trained on base boxes), embed each with a :class:`~ovdet.teacher.base.RegionTeacher` (the
+CLIP region teacher: crops at 1.0x and 1.5x, :class:`~ovdet.teacher.clip_crop.
+CLIPCropTeacher`) and append ``(proposals, embeddings, scores)`` to a
+:class:`~ovdet.data.region_store.RegionEmbeddingStore`. The command ``ovdet
+extract-regions`` (:mod:`ovdet.cli.extract_regions`) runs it over ranks.
 
 Image ``i`` goes to rank ``i % world_size``; all ranks write to the same store. It is
 resumable: running it again skips the images already in the store, whatever rank stored them.

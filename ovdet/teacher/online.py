@@ -1,4 +1,4 @@
-"""ViLD-image teacher targets computed during training, for the current batch (METHODS.md §2).
+"""ViLD-image teacher targets computed during training, for the current batch.
 
 The offline alternative (:mod:`ovdet.teacher.extract` + :class:`~ovdet.data.region_store.
 RegionEmbeddingStore`) embeds proposals once, in the original images. Online targets instead

@@ -1,4 +1,4 @@
-"""Class-agnostic proposals for the region teacher (ViLD-image, METHODS.md §2): files or an RPN.
+"""Class-agnostic proposals for the region teacher (ViLD-image): files or an RPN.
 
 ViLD distils CLIP embeddings of the top-M proposals per image of an RPN trained on base
 boxes, computed offline. This module reads such proposals from files, or runs a detectron2

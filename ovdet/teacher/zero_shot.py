@@ -1,5 +1,5 @@
-"""Zero-shot classification with a CLIP model (METHODS.md §1): image embeddings and top-1
-accuracy split into base and novel classes.
+"""Zero-shot classification with a CLIP model (docs/methods.md#clip-basics): image embeddings
+and top-1 accuracy split into base and novel classes.
 
 ``t_c = normalise(mean_k normalise(TextEnc(template_k(c))))`` (the class embeddings, built by
 :func:`ovdet.text.build_class_embeddings`); an image x is assigned

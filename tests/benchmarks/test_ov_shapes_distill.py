@@ -4,6 +4,7 @@ sharing one region store of teacher targets."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -57,7 +58,7 @@ def test_region_target_quality_by_hand(tmp_path):
 
     import torch
 
-    from ovdet.benchmarks.ov_shapes.distill import region_target_quality
+    from ovdet.benchmarks.ov_shapes.inputs import region_target_quality
 
     text = torch.eye(3)  # classes a, b, c
     store = RegionEmbeddingStore(tmp_path / "store", teacher="hand", dim=3, dtype="float32")
@@ -127,33 +128,26 @@ def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
 
 
 def test_ensemble_image_temperature_is_the_teachers(report, tmp_path):
-    """The bench sets ViLD-ensemble's tau_image = 1 / the teacher's learnt logit scale."""
+    """The bench runs each method's own preparation: ViLD-ensemble's (and RKD-ensemble's)
+    tau_image = 1 / the teacher's learnt logit scale, unless the config sets one."""
     from detectron2.config import LazyConfig
 
-    from ovdet.benchmarks.ov_shapes.distill import (
-        prepare_distillation,
-        prepare_ensemble_temperature,
-        teacher_temperature,
-    )
-    from ovdet.benchmarks.ov_shapes.methods import MethodContext
+    from ovdet.methods import get_method
+    from ovdet.methods.vild_ensemble import set_image_temperature, teacher_temperature
     from ovdet.teacher.small_clip import load_small_clip
 
     out, _ = report
     checkpoint = out / "seed0" / "teacher" / "teacher.pt"
     scale = float(load_small_clip(checkpoint, device="cpu").model.logit_scale.exp())
     assert teacher_temperature(checkpoint) == pytest.approx(1.0 / scale, rel=1e-6)
-    ctx = MethodContext("vild_ensemble", 0, out / "data", checkpoint, out, tmp_path, "cpu", 96)
-    for name, expected in (
-        ("vild_ensemble", 1.0 / scale),
-        ("rkd_ensemble", 1.0 / scale),
-        ("vild", None),
-    ):
-        cfg = LazyConfig.load(str(BUILTIN_METHODS[name].config_path()))
-        cfg.model.distillers = []  # the bench's prepare, without re-extracting region targets
-        prepare_distillation(ctx, cfg)
-        tau = cfg.model.roi_heads.box_predictor.get("image_temperature")
-        assert tau == (None if expected is None else pytest.approx(expected, rel=1e-4)), name
+    # the run used it: the predictor of the trained ensemble was built with this temperature
+    for name in ("vild_ensemble", "rkd_ensemble"):
+        assert get_method(name).prepare is set_image_temperature
+        used = json.loads((out / "seed0" / name / "config.json").read_text())
+        tau = used["model"]["roi_heads"]["box_predictor"]["image_temperature"]
+        assert tau == pytest.approx(1.0 / scale, rel=1e-4), name
+    assert get_method("vild").prepare is None
     cfg = LazyConfig.load(str(BUILTIN_METHODS["vild_ensemble"].config_path()))
     cfg.model.roi_heads.box_predictor.image_temperature = 0.01
-    prepare_ensemble_temperature(ctx, cfg)
+    assert set_image_temperature(cfg, checkpoint) is None  # a value set in the config is kept
     assert cfg.model.roi_heads.box_predictor.image_temperature == 0.01

@@ -142,4 +142,3 @@ def test_ov_lvis_rejects_non_lvis_json(coco_sample):
         img.setdefault("coco_url", "http://x/val2017/a.jpg")
     with pytest.raises(ValueError, match="frequency"):
         make_ov_lvis_train(data)
-

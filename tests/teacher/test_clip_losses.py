@@ -1,4 +1,4 @@
-"""ITC and SigLIP losses against hand-computed values (METHODS.md §1)."""
+"""ITC and SigLIP losses against hand-computed values (docs/methods.md#clip-basics)."""
 
 from __future__ import annotations
 

@@ -1,11 +1,15 @@
-"""Methods of the OV-Shapes benchmark: a method = a config file + optional extra inputs.
+"""Methods of the OV-Shapes benchmark: every registered ovdet method with an OV-Shapes config,
+plus the oracle.
 
 A :class:`MethodSpec` names a LazyConfig file (under ``configs/``) that trains and tests one
 detector on an OV-Shapes root, and optionally a ``prepare`` function that computes extra
-inputs before training (e.g. teacher region embeddings for ViLD-image) and edits the loaded
-config to use them. :data:`BUILTIN_METHODS` lists the methods ``ovdet bench ov-shapes``
-knows by name; :func:`ovdet.benchmarks.ov_shapes.run_benchmark` also takes
-:class:`MethodSpec` objects, so new methods need no change here to be benchmarked.
+inputs before training and edits the loaded config to use them. :data:`BUILTIN_METHODS` is
+derived from the method registry (``ovdet.methods.METHODS``): a method's
+``configs["ov_shapes"]``, its ``needs`` (region targets from this seed's ViLD-text RPN and
+teacher, the teacher's text tower for captions; :mod:`~ovdet.benchmarks.ov_shapes.inputs`)
+and its own ``prepare`` (e.g. ViLD-ensemble's image-head temperature from the teacher). A new
+method registered in ``ovdet.methods`` is benchmarked by name with no change here;
+:func:`~ovdet.benchmarks.ov_shapes.run_benchmark` also takes :class:`MethodSpec` objects.
 
 What the runner sets in every method's config before ``prepare`` runs:
 ``ov_shapes.root`` / ``.embeddings`` / ``.image_size`` / ``.prefix``, ``train.output_dir``,
@@ -15,59 +19,28 @@ What the runner sets in every method's config before ``prepare`` runs:
 
 from __future__ import annotations
 
-import os
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from ovdet.benchmarks.ov_shapes.context import MethodContext
+from ovdet.benchmarks.ov_shapes.inputs import prepare_caption_encoder, prepare_region_targets
+from ovdet.methods import METHODS, Method, configs_dir
+
 __all__ = [
     "BUILTIN_METHODS",
     "MethodContext",
     "MethodSpec",
-    "configs_dir",
     "resolve_methods",
 ]
 
+logger = logging.getLogger(__name__)
 
-def configs_dir() -> Path:
-    """The ``configs/`` folder: ``$OVDET_CONFIGS``, else the one beside the ``ovdet`` package."""
-    env = os.environ.get("OVDET_CONFIGS")
-    folder = Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
-    if not folder.is_dir():
-        raise FileNotFoundError(
-            f"ovdet configs folder {folder} not found: run from a source checkout of ovdet "
-            "(pip install -e .) or set $OVDET_CONFIGS to its configs/ folder"
-        )
-    return folder
-
-
-@dataclass(frozen=True)
-class MethodContext:
-    """What a method's ``prepare`` may use.
-
-    Attributes:
-        name: the method name.
-        seed: the run's seed.
-        data_root: dataset root (``split.json``; see ``ovdet.data.synthetic.catalog``).
-        teacher_checkpoint: the pretrained CLIP teacher of this seed (``teacher.pt``, with
-            its open_clip config ``teacher.json`` beside it; load with
-            ``ovdet.teacher.small_clip.load_small_clip``).
-        embeddings: class text embeddings of every class (``.names.txt`` sidecar).
-        work_dir: this method's output folder for this seed (extra inputs go here).
-        device: "cpu" or "cuda".
-        image_size: training / test image size.
-    """
-
-    name: str
-    seed: int
-    data_root: Path
-    teacher_checkpoint: Path
-    embeddings: Path
-    work_dir: Path
-    device: str
-    image_size: int
+# ViLD-text runs by default with the oracle; the others (they need ViLD-text's RPN) opt in
+DEFAULT_METHODS = ("vild_text",)
 
 
 @dataclass(frozen=True)
@@ -76,7 +49,7 @@ class MethodSpec:
 
     Attributes:
         name: key in reports (``"vild_text"``).
-        config: LazyConfig file, relative to :func:`configs_dir` or absolute.
+        config: LazyConfig file, relative to ``configs/`` or absolute.
         description: one line for reports and ``--help``.
         prepare: ``prepare(context, cfg) -> None``, run after the standard fields are set:
             computes extra inputs under ``context.work_dir`` and edits ``cfg`` to use them.
@@ -99,69 +72,42 @@ class MethodSpec:
         return path
 
 
-def _prepare_distillation(context: MethodContext, cfg: Any) -> None:
-    from ovdet.benchmarks.ov_shapes.distill import prepare_distillation
+def _preparation(method: Method) -> Callable[[MethodContext, Any], None] | None:
+    """The benchmark's preparation of a registered method: its needs, then its own prepare."""
+    if not method.needs and method.prepare is None:
+        return None
 
-    prepare_distillation(context, cfg)
+    def prepare(ctx: MethodContext, cfg: Any) -> None:
+        if "region_targets" in method.needs:
+            prepare_region_targets(ctx, cfg)
+        if "captions" in method.needs:
+            prepare_caption_encoder(ctx, cfg)
+        if method.prepare is not None:
+            method.prepare(cfg, ctx.teacher_checkpoint)
+            logger.info("%s: prepared with teacher %s", method.name, ctx.teacher_checkpoint)
+
+    return prepare
 
 
-BUILTIN_METHODS: Mapping[str, MethodSpec] = MappingProxyType(
-    {
-        "vild_text": MethodSpec(
-            "vild_text",
-            "ov_shapes/vild_text_small.py",
-            "ViLD-text: base boxes, teacher text embeddings as classifier",
-        ),
-        "oracle": MethodSpec(
-            "oracle",
-            "ov_shapes/oracle_small.py",
-            "oracle: boxes of every class (the ceiling)",
-        ),
-        # distillation methods: opt-in, after vild_text (its RPN proposes the regions)
-        "vild": MethodSpec(
-            "vild",
-            "ov_shapes/vild_small.py",
-            "ViLD: ViLD-text + L1 distillation of CLIP region embeddings",
-            prepare=_prepare_distillation,
-            default=False,
-        ),
-        "vild_ensemble": MethodSpec(
-            "vild_ensemble",
-            "ov_shapes/vild_ensemble_small.py",
-            "ViLD-ensemble: text head + distilled image head, geometric mean at test",
-            prepare=_prepare_distillation,
-            default=False,
-        ),
-        "rkd": MethodSpec(
-            "rkd",
-            "ov_shapes/rkd_small.py",
-            "RKD: region L1 + inter-embedding relationship matching",
-            prepare=_prepare_distillation,
-            default=False,
-        ),
-        "hierkd": MethodSpec(
-            "hierkd",
-            "ov_shapes/hierkd_small.py",
-            "HierKD: instance-level L1 + global image-caption InfoNCE",
-            prepare=_prepare_distillation,
-            default=False,
-        ),
-        "rkd_hierkd": MethodSpec(
-            "rkd_hierkd",
-            "ov_shapes/rkd_hierkd_small.py",
-            "RKD + HierKD global",
-            prepare=_prepare_distillation,
-            default=False,
-        ),
-        "rkd_ensemble": MethodSpec(
-            "rkd_ensemble",
-            "ov_shapes/rkd_ensemble_small.py",
-            "ViLD-ensemble heads, image head trained with RKD (L1 + relationship matching)",
-            prepare=_prepare_distillation,
-            default=False,
-        ),
+def _builtin_methods() -> dict[str, MethodSpec]:
+    specs = {
+        m.name: MethodSpec(
+            m.name,
+            m.configs["ov_shapes"],
+            f"{m.title}: {m.summary}",
+            prepare=_preparation(m),
+            default=m.name in DEFAULT_METHODS,
+        )
+        for m in METHODS.values()
+        if "ov_shapes" in m.configs
     }
-)
+    specs["oracle"] = MethodSpec(
+        "oracle", "ov_shapes/oracle_small.py", "oracle: boxes of every class (the ceiling)"
+    )
+    return specs
+
+
+BUILTIN_METHODS: Mapping[str, MethodSpec] = MappingProxyType(_builtin_methods())
 
 
 def resolve_methods(

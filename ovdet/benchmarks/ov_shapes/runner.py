@@ -27,7 +27,7 @@ Layout of ``out``::
     seed<k>/teacher/teacher.pt (+ teacher.json, result.json)
     seed<k>/class_embeddings.pt (+ class_embeddings.names.txt, class_embeddings.json)
     seed<k>/<method>/          detector run (model_final.pth, metrics.json, inference/,
-                               result.json)
+                               config.json: the config as trained, result.json)
     report.json                the returned report
 """
 
@@ -46,7 +46,8 @@ from typing import Any
 
 import torch
 
-from ovdet.benchmarks.ov_shapes.methods import MethodContext, MethodSpec, resolve_methods
+from ovdet.benchmarks.ov_shapes.context import MethodContext
+from ovdet.benchmarks.ov_shapes.methods import MethodSpec, resolve_methods
 from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
 from ovdet.data.synthetic.catalog import (
     DEFAULT_PREFIX,
@@ -320,12 +321,17 @@ def _plain(value: Any) -> Any:
     return repr(value)
 
 
+def _config_data(cfg: Any) -> Any:
+    """The config as JSON-able data (unresolved; callables by qualified name)."""
+    from omegaconf import OmegaConf
+
+    return _plain(OmegaConf.to_container(cfg, resolve=False))
+
+
 def _config_digest(cfg: Any, out: Path) -> str:
     """sha256 of the config as data, with the run folder ``out`` written as ``<out>`` (a moved
     or copied run folder keeps its finished results)."""
-    from omegaconf import OmegaConf
-
-    text = json.dumps(_plain(OmegaConf.to_container(cfg, resolve=False)), sort_keys=True)
+    text = json.dumps(_config_data(cfg), sort_keys=True)
     text = text.replace(str(out), "<out>")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -367,6 +373,8 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
     done = _load_result(ctx.work_dir / "result.json", key)
     if done is not None:
         return cfg, {**done, "reused": True}
+    # the config this run trains with, as prepared (e.g. the ensemble's image temperature)
+    write_json(ctx.work_dir / "config.json", _config_data(cfg), indent=2)
     run = train_and_evaluate(cfg)
     bbox = run["test"].get("bbox", {})
     scalars = run["scalars"]

@@ -1,7 +1,5 @@
-"""Distillation methods of the OV-Shapes benchmark (ViLD, ViLD-ensemble, RKD, HierKD).
-
-Their ``prepare`` functions compute what the configs in ``configs/ov_shapes/*_small.py`` need
-beyond ViLD-text, for the seed being run:
+"""The inputs that OV-Shapes benchmark methods need beyond ViLD-text (their ``needs`` in the
+method registry, ``ovdet.methods``), computed for the seed being run:
 
 * region targets (:func:`prepare_region_targets`): the top-M proposals of the **ViLD-text
   model of the same seed** (its RPN is class-agnostic and saw only base boxes, as in ViLD),
@@ -24,11 +22,10 @@ method order of ``--methods`` is kept; a missing ViLD-text model is an error tha
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
-from ovdet.benchmarks.ov_shapes.methods import MethodContext
+from ovdet.benchmarks.ov_shapes.context import MethodContext
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +36,8 @@ STORE_DIR = "teacher_regions"
 
 def _vild_text_model(ctx: MethodContext, cfg):
     """The ViLD-text detector of this seed (same data, image size and vocabulary fields)."""
-    from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
     from ovdet.engine.build import load_config, model_from_config
+    from ovdet.methods import get_method
 
     weights = ctx.work_dir.parent / "vild_text" / "model_final.pth"
     if not weights.is_file():
@@ -49,7 +46,7 @@ def _vild_text_model(ctx: MethodContext, cfg):
             f"{weights} does not exist: run the 'vild_text' method first in the same run "
             f"(e.g. --methods vild_text,{ctx.name})"
         )
-    base = load_config(BUILTIN_METHODS["vild_text"].config_path())
+    base = load_config(get_method("vild_text").config_path("ov_shapes"))
     for key in ("root", "embeddings", "image_size", "prefix"):
         base.ov_shapes[key] = cfg.ov_shapes[key]
     model, _ = model_from_config(base, weights, device=ctx.device)
@@ -200,50 +197,3 @@ def prepare_caption_encoder(ctx: MethodContext, cfg) -> None:
             distiller.text_encoder = L(OpenCLIPTextEncoder.from_config)(
                 config=str(config_json), checkpoint=str(ctx.teacher_checkpoint), device=ctx.device
             )
-
-
-def prepare_distillation(ctx: MethodContext, cfg: Any) -> None:
-    """Region targets when the config reads a store; the caption text tower when needed."""
-    from ovdet.modeling.distill import CaptionDistiller, RegionDistiller
-
-    targets = [d._target_ for d in cfg.model.distillers]
-    if RegionDistiller in targets:
-        prepare_region_targets(ctx, cfg)
-    if CaptionDistiller in targets:
-        prepare_caption_encoder(ctx, cfg)
-    prepare_ensemble_temperature(ctx, cfg)
-
-
-def teacher_temperature(checkpoint: str | Path) -> float:
-    """1 / logit scale of a small-CLIP teacher checkpoint: the temperature of its similarities."""
-    from ovdet.teacher.small_clip import load_small_clip
-
-    clip = load_small_clip(checkpoint, device="cpu")
-    scale = float(clip.model.logit_scale.detach().exp())
-    if not (math.isfinite(scale) and scale > 0):
-        raise ValueError(f"teacher {checkpoint}: logit scale {scale} is not a positive number")
-    return 1.0 / scale
-
-
-def prepare_ensemble_temperature(ctx: MethodContext, cfg: Any) -> None:
-    """ViLD-ensemble: image-head temperature = 1 / the teacher's logit scale, unless set."""
-    tau = set_ensemble_temperature(cfg, ctx.teacher_checkpoint)
-    if tau is not None:
-        logger.info("%s: image-head temperature %.4g (teacher)", ctx.name, tau)
-
-
-def set_ensemble_temperature(cfg: Any, teacher_checkpoint: str | Path) -> float | None:
-    """Set ``box_predictor.image_temperature`` of a ViLD-ensemble config to 1 / the teacher's
-    logit scale, unless the config sets it; returns the value set (None: nothing changed).
-
-    ViLD's tau_image = 0.01 is the inverse of OpenAI CLIP's logit scale (100); the benchmark's
-    small CLIP learns its own scale (about 20), so the paper's rule gives 1 / 20, not 0.01.
-    Used by the benchmark before training and by ``tools/probe_ov_shapes.py`` before testing.
-    """
-    from ovdet.modeling.roi_heads import OVEnsembleOutputLayers
-
-    predictor = cfg.model.roi_heads.box_predictor
-    if predictor._target_ is not OVEnsembleOutputLayers or "image_temperature" in predictor:
-        return None
-    predictor.image_temperature = round(teacher_temperature(teacher_checkpoint), 6)
-    return predictor.image_temperature
