@@ -5,6 +5,7 @@ and score its output with ``ovdet evaluate``."""
 from __future__ import annotations
 
 import json
+import math
 import textwrap
 from pathlib import Path
 
@@ -90,8 +91,15 @@ def test_train_resume_eval_detect(workdir, capsys):
     assert cli(["train", "--config-file", cfg]) == 0
     assert (out / "model_final.pth").is_file()
     metrics = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
-    assert metrics and all("total_loss" in m for m in metrics if "total_loss" in m)
-    assert any("bbox/AP50_novel" in m or "bbox/AP50" in m for m in metrics)
+    # log_period 2 over 4 iterations: the losses of iterations 1 and 3, then the evaluation
+    # after training (logged at iteration 4)
+    trained = {m["iteration"]: m for m in metrics if "total_loss" in m}
+    assert sorted(trained) == [1, 3]
+    for m in trained.values():
+        parts = [m[k] for k in ("loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc")]
+        assert all(math.isfinite(v) for v in parts) and m["total_loss"] > 0
+    evaluated = [m for m in metrics if "bbox/AP50_novel" in m]
+    assert [m["iteration"] for m in evaluated] == [4]
 
     # resume continues from the last checkpoint (iteration 4) up to the new max_iter
     assert cli(["train", "--config-file", cfg, "--resume", "train.max_iter=6"]) == 0

@@ -52,9 +52,23 @@ def test_image_kinds_and_vocabulary_switch(predictor):
     gray16 = rgb[:, :, 0].astype(np.uint16) * 257
     for img in (rgba, gray16):
         assert predictor.predict(img)["image_size"] == (80, 90)
-    out = predictor.predict(rgb, vocabulary=["zebra", "teapot", "kite"])
-    assert predictor.vocabulary == ["zebra", "teapot", "kite"]
-    assert set(out["class_names"]) <= {"zebra", "teapot", "kite"}
+    names = ["zebra", "teapot", "kite"]
+    out = predictor.predict(rgb, vocabulary=names)
+    assert predictor.vocabulary == names
+    # the classifier now scores the text embeddings of exactly these names, in this order
+    expected = build_class_embeddings(predictor.model.text_encoder, names, ["a {}."])
+    torch.testing.assert_close(predictor.model.roi_heads.get_vocabulary(), expected)
+    assert len(out["labels"]) > 0
+    assert out["class_names"] == [names[i] for i in out["labels"]]
+    # the order of the vocabulary does not change what each box is called
+    reordered = predictor.predict(rgb, vocabulary=["kite", "zebra", "teapot"])
+
+    def detections(o):
+        rows = zip(o["scores"].round(5), map(tuple, o["boxes"].round(2)), o["class_names"])
+        return sorted(rows)
+
+    assert detections(reordered) == detections(out)
+    assert predictor.predict(rgb, vocabulary=["cat", "dog"])["class_names"] != out["class_names"]
     with pytest.raises(ValueError, match="empty"):
         predictor.predict(rgb, vocabulary=[])
     with pytest.raises(ValueError, match="uplicate"):

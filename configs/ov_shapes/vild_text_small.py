@@ -21,7 +21,7 @@ one compute thread + one data worker; see ``ovdet bench ov-shapes --threads``), 
 minutes on an H100 with three runs sharing it. 700 iterations (the default until the
 benchmark's GPU run) left every detector under-trained: ViLD-text gained 25 base / 22 novel
 AP50 from 700 to 1400 and the distillation loss was still falling when the schedule ended
-(README, "OV-Shapes results").
+(docs/results/ov_shapes.md).
 """
 
 import ovdet  # noqa: F401  (compat layer before detectron2)
