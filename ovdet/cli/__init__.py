@@ -16,12 +16,17 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet extract-regions     compute CLIP teacher embeddings for proposals, to disk
     ovdet demo                the embedded end-to-end demo (OV-Shapes)
     ovdet bench               benchmarks (``ovdet bench ov-shapes``)
+
+``--debug`` anywhere on the command line shows a failing command's traceback.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from ovdet.utils.errors import INPUT_ERRORS
 
 # subcommand -> (module, function, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -49,8 +54,33 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def error_message(exc: BaseException) -> str:
+    """One line for a failed command: the exception's message (a KeyError's without quotes),
+    or its type when it has none."""
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], str):
+        text = exc.args[0]
+    else:
+        text = str(exc)
+    text = " ".join(text.split())  # one line
+    return text or type(exc).__name__
+
+
+def _pop_debug(argv: list[str]) -> tuple[list[str], bool]:
+    """Remove ``--debug`` (anywhere before a ``--``) from ``argv``; ``$OVDET_DEBUG=1`` too."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    debug = "--debug" in argv[:end] or os.environ.get("OVDET_DEBUG", "") not in ("", "0")
+    return [a for i, a in enumerate(argv) if i >= end or a != "--debug"], debug
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run an ``ovdet`` command; returns its exit status.
+
+    A command that fails prints one line ``ovdet <command>: error: <message>`` and exits with
+    2 (bad input: a missing or wrong file, field or value; the message names it and says what
+    to do) or 1 (any other failure); ``--debug`` (or ``OVDET_DEBUG=1``) shows the traceback
+    instead. Ctrl-C exits with 130.
+    """
+    argv, debug = _pop_debug(list(sys.argv[1:] if argv is None else argv))
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(_usage())
         return 0
@@ -64,8 +94,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ovdet: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, func_name, _ = COMMANDS[name]
-    func = getattr(importlib.import_module(module_name), func_name)
-    rc = func(rest)
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        rc = func(rest)
+    except KeyboardInterrupt:
+        print(f"ovdet {name}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line per failure; --debug for the traceback
+        if debug:
+            raise
+        print(f"ovdet {name}: error: {error_message(exc)}", file=sys.stderr)
+        print("  (run again with --debug for the traceback)", file=sys.stderr)
+        return 2 if isinstance(exc, INPUT_ERRORS) else 1
     return int(rc or 0)
 
 
