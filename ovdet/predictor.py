@@ -8,10 +8,17 @@ out["scores"]       # (N,) float32, descending
 out["labels"]       # (N,) int64, indices into out["class_names"]' vocabulary
 out["class_names"]  # list[str] of length N: the name of each detection's class
 out["masks"]        # (N, H, W) bool at original resolution, when the model has masks
+
+Inputs are checked before any work: an image of any kind :func:`ovdet.utils.image.load_image`
+accepts (paths, PIL images of every mode, numpy arrays of every common dtype and layout,
+torch tensors; others are refused with a message naming the input), a vocabulary given as a
+list of unique non-empty strings (a single string such as ``"star"`` is refused rather than
+read as 4 one-letter classes) or as (C, D) embeddings, and a score threshold in [0, 1].
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +26,27 @@ import numpy as np
 import torch
 from detectron2.data import transforms as T
 
-from ovdet.utils.image import ImageLike, load_image
+from ovdet.text.vocabulary import validate_names
+from ovdet.utils.errors import InputError
+from ovdet.utils.image import ImageLike, ImageReadError, load_image
+
+
+def check_score_thresh(value: Any, where: str = "score_thresh") -> float:
+    """``value`` as a float in [0, 1].
+
+    Raises:
+        TypeError: not a real number.
+        ValueError: NaN or outside [0, 1] (scores are probabilities).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{where} must be a number in [0, 1], got {value!r}")
+    value = float(value)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(
+            f"{where} must be in [0, 1] (scores are probabilities), got {value}; 0 keeps "
+            "every detection"
+        )
+    return value
 
 
 def _test_resize(augmentations: list) -> T.Augmentation | None:
@@ -62,7 +89,7 @@ class OVPredictor:
             self.model.to(device)
         self.device = next(model.parameters()).device
         self.resize = resize or T.ResizeShortestEdge([min_size, min_size], max_size)
-        self.score_thresh = float(score_thresh)
+        self.score_thresh = check_score_thresh(score_thresh)
         self.input_format = input_format or getattr(model, "input_format", "BGR")
         if self.input_format not in ("RGB", "BGR"):
             raise ValueError(f"input_format must be 'RGB' or 'BGR', got {self.input_format!r}")
@@ -89,8 +116,10 @@ class OVPredictor:
         """
         from ovdet.engine.build import load_config, model_from_config, test_augmentations
 
-        cfg = load_config(config, overrides)
         score_thresh = kwargs.get("score_thresh")
+        if score_thresh is not None:
+            check_score_thresh(score_thresh)
+        cfg = load_config(config, overrides)
         try:
             box_predictor = cfg.model.roi_heads.box_predictor
         except (AttributeError, KeyError):
@@ -107,18 +136,65 @@ class OVPredictor:
     def vocabulary(self) -> list[str]:
         return list(self.model.vocabulary)
 
-    def set_vocabulary(self, vocabulary: Sequence[str] | torch.Tensor, names=None) -> None:
-        """Change what is detected: class names (encoded, cached) or embeddings (C, D)."""
+    def set_vocabulary(
+        self,
+        vocabulary: Sequence[str] | torch.Tensor | np.ndarray,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """Change what is detected.
+
+        Args:
+            vocabulary: a list of C class names (unique, non-empty strings; encoded by the
+                model's text encoder, cached), or (C, D) class embeddings (a tensor or a float
+                numpy array, e.g. from ``ovdet embed-text``).
+            names: the C names of the embeddings' rows (embeddings only).
+
+        Raises:
+            TypeError: a string instead of a list (``"star"``), an unordered or non-string
+                vocabulary.
+            ValueError: an empty vocabulary, an empty or duplicated name, embeddings of the
+                wrong shape or width, names that do not match the rows.
+            InputError: names for a model without a text encoder (pass embeddings instead).
+        """
+        if isinstance(vocabulary, np.ndarray) and vocabulary.dtype.kind == "f":
+            vocabulary = torch.from_numpy(np.ascontiguousarray(vocabulary))
         if isinstance(vocabulary, torch.Tensor):
+            if names is not None:
+                names = validate_names(names, "names of the embeddings")
             self.model.set_vocabulary(vocabulary, names_for_embeddings=names)
-        elif list(vocabulary) != self.vocabulary:
-            self.model.set_vocabulary(list(vocabulary))
+            return
+        if names is not None:
+            raise TypeError(
+                "set_vocabulary: names= is only for a tensor of embeddings; pass class names "
+                "as the vocabulary itself"
+            )
+        vocabulary = validate_names(vocabulary, "vocabulary")
+        if vocabulary == self.vocabulary:
+            return
+        if getattr(self.model, "text_encoder", None) is None:
+            shown = f"{vocabulary[:5]}{' ...' if len(vocabulary) > 5 else ''}"
+            raise InputError(
+                "this model has no text encoder (model.text_encoder in its config), so it "
+                f"cannot encode class names {shown}; "
+                "encode them with `ovdet embed-text --encoder ... --vocab NAMES --out v.npy` (the "
+                "text encoder the detector was trained with) and pass the embeddings: "
+                "--embeddings v.npy --names-file v.names.txt on the command line, or "
+                "predictor.set_vocabulary(embeddings, names)"
+            )
+        self.model.set_vocabulary(vocabulary)
 
     def _prepare(self, image: ImageLike) -> dict[str, Any]:
         rgb = load_image(image)
         height, width = rgb.shape[:2]
         arr = rgb if self.input_format == "RGB" else rgb[:, :, ::-1]
-        arr = self.resize.get_transform(arr).apply_image(arr)
+        transform = self.resize.get_transform(arr)
+        new_h, new_w = getattr(transform, "new_h", 1), getattr(transform, "new_w", 1)
+        if new_h < 1 or new_w < 1:
+            raise ImageReadError(
+                f"image of {height} x {width} pixels is too thin: resized for the model it "
+                f"would be {new_h} x {new_w}; crop or pad it to a less extreme aspect ratio"
+            )
+        arr = transform.apply_image(np.ascontiguousarray(arr))
         tensor = torch.as_tensor(np.ascontiguousarray(arr.transpose(2, 0, 1)))
         return {"image": tensor.to(self.device), "height": height, "width": width}
 
@@ -148,10 +224,30 @@ class OVPredictor:
         vocabulary: Sequence[str] | None = None,
         score_thresh: float | None = None,
     ) -> list[dict[str, Any]]:
-        """Detect in several images with one forward pass. See :meth:`predict`."""
+        """Detect in several images with one forward pass. See :meth:`predict`.
+
+        Args:
+            images: a list (or tuple) of images, or a 4-D array / tensor (N, ...) of N images;
+                an empty list gives an empty list.
+
+        Raises:
+            TypeError: ``images`` is a single image (use :meth:`predict`).
+        """
+        if isinstance(images, (str, bytes)) or not hasattr(images, "__len__"):
+            raise TypeError(
+                f"predict_batch takes a list of images, got {type(images).__name__}; for one "
+                "image use predict(image)"
+            )
+        if isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim != 4:
+            raise TypeError(
+                f"predict_batch takes a list of images (or a 4-D batch), got one array of "
+                f"shape {tuple(images.shape)}; for one image use predict(image)"
+            )
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
-        thresh = self.score_thresh if score_thresh is None else float(score_thresh)
+        thresh = self.score_thresh if score_thresh is None else check_score_thresh(score_thresh)
+        if len(images) == 0:
+            return []
         inputs = [self._prepare(img) for img in images]
         outputs = self.model(inputs)
         return [self._format(o["instances"], thresh) for o in outputs]
@@ -165,14 +261,27 @@ class OVPredictor:
         """Detect the vocabulary's classes in one image.
 
         Args:
-            image: a path, PIL image or numpy array (RGB, grayscale, RGBA, 16-bit, float).
-            vocabulary: class names to detect; ``None`` keeps the current vocabulary.
-            score_thresh: minimum score; default the predictor's ``score_thresh``.
+            image: a path, PIL image, numpy array or torch tensor; see
+                :mod:`ovdet.utils.image` for the layouts (HWC, CHW), dtypes and value
+                ranges accepted and how each is converted (e.g. a float image whose largest
+                value is <= 1 is read as [0, 1]).
+            vocabulary: a list of class names to detect (not a single string); ``None`` keeps
+                the current vocabulary.
+            score_thresh: minimum score in [0, 1]; default the predictor's ``score_thresh``.
 
         Returns:
             dict with ``boxes`` (N, 4) XYXY float32 in original pixels, ``scores`` (N,),
             ``labels`` (N,) vocabulary indices, ``class_names`` (N names), ``image_size``
             (H, W), and ``masks`` (N, H, W) bool when the model predicts masks. Sorted by
             descending score.
+
+        Raises:
+            ImageReadError: the image cannot be read or converted (the message names it).
+            TypeError, ValueError: a bad vocabulary or threshold (see :meth:`set_vocabulary`).
         """
+        if isinstance(image, (list, tuple)):
+            raise TypeError(
+                f"predict takes one image, got a {type(image).__name__}; use predict_batch for "
+                "several images"
+            )
         return self.predict_batch([image], vocabulary=vocabulary, score_thresh=score_thresh)[0]

@@ -33,6 +33,27 @@ def _seed_and_threads():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """A command run in-process may install logging handlers (detectron2's setup_logger,
+    basicConfig) on the captured streams of its test; remove them so that later tests do not
+    log into a closed stream."""
+    import logging
+
+    def loggers():
+        named = [
+            v for v in logging.Logger.manager.loggerDict.values() if isinstance(v, logging.Logger)
+        ]
+        return [logging.getLogger(), *named]
+
+    before = {id(lg): list(lg.handlers) for lg in loggers()}
+    yield
+    for lg in loggers():
+        for handler in lg.handlers[:]:
+            if handler not in before.get(id(lg), []):
+                lg.removeHandler(handler)
+
+
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "common" / "models"
 EMBED_DIM = 16
 

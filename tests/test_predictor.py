@@ -78,18 +78,20 @@ def test_image_kinds_and_vocabulary_switch(predictor):
         predictor.set_vocabulary(torch.randn(3, 8))
 
 
-def test_detect_cli_vocabulary_from_embedding_file(predictor, tmp_path):
-    import argparse
-
-    from ovdet.cli.detect import _set_vocabulary
+def test_detect_vocabulary_from_embedding_file(predictor, tmp_path):
+    from ovdet.detect import resolve_detect_vocabulary
     from ovdet.text import save_class_embeddings
 
     emb = torch.nn.functional.normalize(torch.randn(2, 16), dim=1)
     path = save_class_embeddings(tmp_path / "v.npy", emb, names=["fox", "owl"])
     names_file = tmp_path / "v.names.txt"
     assert names_file.is_file()
-    args = argparse.Namespace(
-        embeddings=str(path), names_file=str(names_file), vocab=None, vocab_file=None
+    names, loaded, identity = resolve_detect_vocabulary(
+        embeddings=str(path), names_file=str(names_file)
     )
-    assert _set_vocabulary(predictor, args) == ["fox", "owl"]
+    assert names == ["fox", "owl"] and identity["names"] == names
+    torch.testing.assert_close(loaded, emb)
+    # without --names-file the sidecar written by embed-text names the rows
+    assert resolve_detect_vocabulary(embeddings=str(path))[0] == ["fox", "owl"]
+    predictor.set_vocabulary(loaded, names=names)
     assert predictor.vocabulary == ["fox", "owl"]

@@ -46,7 +46,10 @@ model.roi_heads.mask_head = None
 dataloader.train.total_batch_size = 16
 
 optimizer.lr = 0.02
+# ImageNet R-50 (detectron2 model-zoo .pkl): initialises the backbone only; a trained
+# detector given as train.init_checkpoint=... fits the whole model and loads whole
 train.init_checkpoint = os.path.join(os.environ.get("OVDET_WEIGHTS", "weights"), "R-50.pkl")
+train.init_partial = "backbone.bottom_up"
 train.max_iter = 90000
 train.eval_period = 10000
 train.output_dir = "./output/ov_coco/vild_text_r50_fpn_1x"

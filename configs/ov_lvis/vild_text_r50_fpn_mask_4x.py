@@ -61,7 +61,10 @@ dataloader.train.sampler = L(RepeatFactorTrainingSampler)(
 dataloader.train.total_batch_size = 16
 
 optimizer.lr = 0.02
+# ImageNet R-50 (detectron2 model-zoo .pkl): initialises the backbone only; a trained
+# detector given as train.init_checkpoint=... fits the whole model and loads whole
 train.init_checkpoint = os.path.join(os.environ.get("OVDET_WEIGHTS", "weights"), "R-50.pkl")
+train.init_partial = "backbone.bottom_up"
 train.max_iter = 360000
 train.eval_period = 40000
 train.output_dir = "./output/ov_lvis/vild_text_r50_fpn_mask_4x"

@@ -104,7 +104,9 @@ lr_multiplier = L(warmup_cosine)(max_iter="${train.max_iter}", warmup_iters=100)
 train.output_dir = "./output/ov_shapes/vild_text_small"
 train.max_iter = 1400
 train.eval_period = 0
-train.checkpointer = dict(period=100000, max_to_keep=1)
+# a checkpoint every 200 iterations (~2 minutes on a CPU): a killed run resumes with
+# `ovdet train --resume` and loses at most 200 iterations; the newest two are kept
+train.checkpointer = dict(period=200, max_to_keep=2)
 train.log_period = 50
 train.grad_clip = 1.0
 train.seed = 0

@@ -12,6 +12,7 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet eval                evaluate a trained model on its config's test dataset
     ovdet evaluate            score a COCO-format results json against ground truth
     ovdet data ov-shapes      generate the synthetic OV-Shapes dataset
+    ovdet data check          validate a COCO-format dataset before training on it
     ovdet pretrain-clip       train a small CLIP teacher on (image, caption) data
     ovdet extract-regions     compute CLIP teacher embeddings for proposals, to disk
     ovdet demo                the embedded end-to-end demo (OV-Shapes)
@@ -36,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "train": ("ovdet.cli.train", "main", "train from a LazyConfig"),
     "eval": ("ovdet.cli.train", "eval_main", "evaluate a model from a LazyConfig"),
     "evaluate": ("ovdet.cli.evaluate", "main", "score COCO results against GT"),
-    "data": ("ovdet.cli.data", "main", "generate datasets (ov-shapes)"),
+    "data": ("ovdet.cli.data", "main", "generate (ov-shapes) or check (check) a dataset"),
     "pretrain-clip": ("ovdet.cli.pretrain_clip", "main", "train a small CLIP teacher"),
     "extract-regions": ("ovdet.cli.extract_regions", "main", "teacher embeddings of proposals"),
     "demo": ("ovdet.cli.demo", "main", "end-to-end OV-Shapes demo"),

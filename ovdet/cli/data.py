@@ -1,11 +1,17 @@
-"""``ovdet data <dataset>``: generate datasets (one subcommand: ``ov-shapes``).
+"""``ovdet data``: generate and check datasets.
 
-ovdet data ov-shapes --out datasets/ov_shapes --num-train 2000 --num-val 500 --seed 0
+    ovdet data ov-shapes --out datasets/ov_shapes --num-train 2000 --num-val 500 --seed 0
+    ovdet data check instances_train.json --images train/ [--decode] [--json]
+
+``check`` validates a COCO instances json (and its images) before training
+(:mod:`ovdet.data.check`): it prints errors and warnings with counts and the first offending
+entries, and exits with 1 when there are errors (0 otherwise; 2 when the file is missing).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 
@@ -19,8 +25,29 @@ def _names(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ovdet data", description="Generate datasets.")
-    sub = parser.add_subparsers(dest="dataset", required=True, metavar="DATASET")
+    parser = argparse.ArgumentParser(
+        prog="ovdet data", description="Generate datasets (ov-shapes) or check one (check)."
+    )
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="{ov-shapes,check}")
+    c = sub.add_parser(
+        "check",
+        help="validate a COCO instances json (and its images) before training",
+        description="Validate a COCO instances json: structure and types, ids (duplicates, "
+        "references), boxes, areas, segmentations, iscrowd, categories used, and with "
+        "--images the image files. Prints what to fix; exits with 1 when there are errors.",
+    )
+    c.add_argument("json_file", metavar="GT.json", help="COCO instances json")
+    c.add_argument("--images", help="image folder the json's file_name are relative to")
+    c.add_argument(
+        "--decode",
+        action="store_true",
+        help="decode every image and compare its size with height/width (slow; default: only "
+        "check that the files exist)",
+    )
+    c.add_argument("--json", action="store_true", help="print the report as JSON")
+    c.add_argument(
+        "--examples", type=int, default=5, help="offending entries shown per problem (5)"
+    )
     p = sub.add_parser(
         "ov-shapes",
         help="synthetic open-vocabulary shapes (colour x shape classes, base/novel split)",
@@ -56,8 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_main(args: argparse.Namespace) -> int:
+    """``ovdet data check``: 0 without errors, 1 with errors."""
+    from ovdet.data.check import check_coco_dataset
+
+    mode = "none" if args.images is None else ("decode" if args.decode else "exist")
+    if args.decode and args.images is None:
+        raise ValueError("--decode needs --images (the folder of the images)")
+    report = check_coco_dataset(args.json_file, args.images, images=mode)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format(max_examples=max(0, args.examples)))
+    return 0 if report.ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.dataset == "check":
+        return check_main(args)
     try:
         config = OVShapesConfig(
             image_size=args.image_size,

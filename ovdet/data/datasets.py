@@ -22,6 +22,7 @@ import difflib
 import functools
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from detectron2.data.datasets import load_coco_json
 
 __all__ = [
     "COCOFormatError",
+    "json_error_message",
     "register_ov_dataset",
     "validate_coco_dict",
     "read_coco_json",
@@ -66,16 +68,36 @@ def read_coco_json(path: str | os.PathLike) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"COCO-format json not found: {path}")
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
-        raise COCOFormatError(f"{path} is not valid json: {e}") from e
+        raise COCOFormatError(json_error_message(path, e)) from e
+    except UnicodeDecodeError as e:
+        raise COCOFormatError(f"{path} is not UTF-8 text ({e}); save it as UTF-8 json") from e
     if not isinstance(data, dict):
         raise COCOFormatError(
             f"{path}: expected a json object with 'images', 'annotations' and 'categories', "
             f"got a json {type(data).__name__}"
         )
     return data
+
+
+def json_error_message(path: str, error: json.JSONDecodeError) -> str:
+    """``path is not valid json: <what> at line L, column C`` with the line's text and, after a
+    trailing comma (which json forbids), a hint to remove it."""
+    line = error.doc.splitlines()[error.lineno - 1] if error.doc else ""
+    shown = line.strip()
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    before = error.doc[: error.pos].rstrip()
+    hint = ""
+    if before.endswith(",") and error.doc[error.pos : error.pos + 1] in ("}", "]"):
+        comma_line = error.doc.count("\n", 0, len(before) - 1) + 1
+        hint = f" (a trailing comma at line {comma_line}? json allows none before '}}' or ']')"
+    return (
+        f"{path} is not valid json: {error.msg} at line {error.lineno}, column {error.colno}"
+        + (f": {shown!r}" if shown else "")
+        + hint
+    )
 
 
 def validate_coco_dict(
@@ -285,28 +307,71 @@ def _missing_json_message(spec: _OVDatasetSpec) -> str:
     )
 
 
-def _diagnose(spec: _OVDatasetSpec, meta: OVMetadata) -> None:
-    """Read the json again and raise a precise error if its format explains a failure."""
+def _diagnose(spec: _OVDatasetSpec, meta: OVMetadata, *, allow_empty: bool = False) -> None:
+    """Read the json again and raise a precise error if its content explains a failure.
+
+    The categories are compared with those declared at registration, then the whole file is
+    checked with :func:`ovdet.data.check.check_coco_dict` (no image files): its first errors
+    are raised as one :class:`COCOFormatError`. ``allow_empty``: a dataset without
+    annotations (or images) is not an error.
+    """
+    from ovdet.data.check import check_coco_dict
+
     data = read_coco_json(spec.json_file)
     validate_coco_dict(data, spec.json_file)
-    cats = sorted(data["categories"], key=lambda c: c["id"])
+    cats = [c for c in data["categories"] if isinstance(c, Mapping)]
+    comparable = all(type(c.get("id")) is int for c in cats)  # else the check below says why
+    names = [c.get("name") for c in sorted(cats, key=lambda c: c["id"])] if comparable else []
     declared = meta.__dict__.get("thing_classes")
-    names = [c["name"] for c in cats]
-    if declared is not None and declared != names:
-        extra = sorted(set(names) - set(declared))[:10]
-        missing = sorted(set(declared) - set(names))[:10]
+    if comparable and declared is not None and declared != names:
+        extra = sorted(set(map(str, names)) - set(declared))[:10]
+        missing = sorted(set(declared) - set(map(str, names)))[:10]
         raise ValueError(
             f"{spec.json_file}: categories do not match those declared for dataset "
             f"'{spec.name}' ({len(names)} in the json, {len(declared)} declared; not declared: "
             f"{extra}, absent from json: {missing}). Re-create it with the prepare script."
         )
-    ids = {c["id"] for c in cats}
-    for i, ann in enumerate(data["annotations"]):
-        if ann["category_id"] not in ids:
-            raise COCOFormatError(
-                f"{spec.json_file}: annotations[{i}] has category_id={ann['category_id']}, "
-                "which is not in 'categories'"
+    report = check_coco_dict(data, spec.json_file)
+    if allow_empty:
+        report.issues = [
+            i for i in report.issues if i.code not in ("annotations.empty", "images.empty")
+        ]
+    report.raise_if_errors()
+
+
+def _check_loaded(spec: _OVDatasetSpec, dicts: list[dict]) -> int:
+    """Cheap checks of what ``load_coco_json`` returned (it does not look at boxes): every
+    annotation has a ``category_id`` and a ``bbox`` of 4 finite numbers, width and height not
+    negative (zero-size boxes are dropped by the mapper). Returns the number of annotations.
+    The whole file is checked by :func:`ovdet.data.check.check_registered_dataset`.
+
+    Raises:
+        COCOFormatError: naming the json, the image and the annotation.
+    """
+    num_anns = 0
+    for record in dicts:
+        for j, obj in enumerate(record["annotations"]):
+            num_anns += 1
+            where = (
+                f"{spec.json_file}: annotation {j} of image id {record['image_id']} "
+                f"({record.get('file_name')})"
             )
+            for key in ("bbox", "category_id"):
+                if key not in obj:
+                    raise COCOFormatError(f"{where} has no field '{key}'")
+            box = obj["bbox"]
+            ok = (
+                isinstance(box, (list, tuple))
+                and len(box) == 4
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in box)
+            )
+            if not ok or not all(math.isfinite(v) for v in box) or box[2] < 0 or box[3] < 0:
+                raise COCOFormatError(
+                    f"{where} has bbox={box!r}: boxes are [x, y, width, height], 4 finite "
+                    "numbers with width, height >= 0. Run `ovdet data check "
+                    f"{spec.json_file}` for every problem of the file."
+                )
+    return num_anns
 
 
 def _load_dataset(spec: _OVDatasetSpec) -> list[dict]:
@@ -327,19 +392,10 @@ def _load_dataset(spec: _OVDatasetSpec) -> list[dict]:
         ) from e
     finally:
         state["_ov_busy"] = False
-    num_anns = 0
-    for record in dicts:
-        for j, obj in enumerate(record["annotations"]):
-            num_anns += 1
-            for key in ("bbox", "category_id"):
-                if key not in obj:
-                    raise COCOFormatError(
-                        f"{spec.json_file}: annotation {j} of image id {record['image_id']} "
-                        f"has no field '{key}'"
-                    )
+    num_anns = _check_loaded(spec, dicts)
     if not dicts or num_anns == 0:
         # Possibly a missing top-level field (pycocotools tolerates those): check precisely.
-        _diagnose(spec, meta)
+        _diagnose(spec, meta, allow_empty=True)
         logger.warning(f"Dataset '{spec.name}' ({spec.json_file}) has no annotations.")
     _finish_categories(meta, spec)
     captions_json = spec.extra_metadata.get("captions_json")

@@ -7,6 +7,12 @@ Optional ``train`` fields read here besides those of ``configs/common/train.py``
 ``train.grad_clip`` (max global L2 norm of the gradients before each optimizer step;
 0 or absent: no clipping) and ``train.seed`` (>= 0: seed every RNG at the start).
 
+Weights at the start: ``train.init_checkpoint`` must fit the model, unless
+``train.init_partial`` names the part it initialises (e.g. ``"backbone.bottom_up"`` for an
+ImageNet R-50; see :func:`ovdet.engine.build.load_weights`). With ``resume``, the newest
+intact checkpoint of ``train.output_dir`` is used instead (:mod:`ovdet.engine.resume`), and
+``metrics.json`` loses the lines of the iterations trained again.
+
 Programmatic use: :func:`train_and_evaluate` trains a loaded config in this process and
 returns the final evaluation results and training scalars.
 
@@ -33,8 +39,10 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.events import CommonMetricPrinter, JSONWriter
 
 from ovdet.engine import build
-from ovdet.engine.checkpoint import OVDetectionCheckpointer
+from ovdet.engine.checkpoint import OVDetectionCheckpointer, load_detectron2_weights
+from ovdet.engine.resume import drop_metrics_from, resume_last_intact
 from ovdet.utils.device import resolve_device
+from ovdet.utils.errors import InputError
 
 logger = logging.getLogger("ovdet.train")
 
@@ -87,8 +95,9 @@ def _writers(output_dir: str, max_iter: int) -> list:
 def do_train(cfg, resume: bool = False) -> dict[str, Any]:
     """Train ``cfg.model``; evaluate every ``train.eval_period`` and at the end.
 
-    Checkpoints go to ``train.output_dir`` every ``train.checkpointer.period`` iterations;
-    with ``resume`` the last one (model, optimizer, scheduler, iteration) is restored.
+    Checkpoints go to ``train.output_dir`` every ``train.checkpointer.period`` iterations
+    (written atomically); with ``resume`` the newest intact one (model, optimizer, scheduler,
+    iteration) is restored, unreadable newer ones are skipped with a log line.
 
     Returns:
         The trainer's latest scalars ``{name: (value, iteration)}`` (empty when nothing was
@@ -123,8 +132,114 @@ def train_and_evaluate(cfg, resume: bool = False) -> dict[str, Any]:
     }
 
 
+def check_train_config(cfg, eval_only: bool = False) -> None:
+    """Refuse a config that cannot train (or, ``eval_only``, evaluate) before any work.
+
+    Raises:
+        InputError: naming the missing or wrong field and what to write.
+    """
+    need = ["model", "train", "dataloader"]
+    if not eval_only:
+        need += ["optimizer", "lr_multiplier"]
+    missing = [name for name in need if name not in cfg]
+    if missing:
+        raise InputError(
+            f"the config has no {', '.join(missing)} field(s); a training config defines model, "
+            "dataloader, optimizer, lr_multiplier and train (see configs/common/train.py)"
+        )
+    if eval_only:
+        absent = [k for k in ("test", "evaluator") if k not in cfg.dataloader]
+        if absent:
+            raise InputError(
+                f"the config has no test set: dataloader.{' / dataloader.'.join(absent)} missing; "
+                "ovdet eval needs dataloader.test (a test dataset) and dataloader.evaluator"
+            )
+        return
+    if "train" not in cfg.dataloader:
+        raise InputError("the config has no dataloader.train: nothing to train on")
+    for key in ("output_dir", "max_iter", "checkpointer"):
+        if key not in cfg.train:
+            raise InputError(f"the config has no train.{key} (see configs/common/train.py)")
+    period = cfg.train.checkpointer.get("period", None)
+    if not isinstance(period, int) or isinstance(period, bool) or period < 1:
+        raise InputError(
+            f"train.checkpointer.period must be a whole number of iterations >= 1, got {period!r}"
+        )
+    keep = cfg.train.checkpointer.get("max_to_keep", None)
+    if keep is not None and (not isinstance(keep, int) or keep < 1):
+        raise InputError(f"train.checkpointer.max_to_keep must be >= 1 or null, got {keep!r}")
+
+
+def check_training_data(cfg) -> list[str]:
+    """Check the training datasets before anything is built (``train.check_data``, default on).
+
+    Every dataset of ``dataloader.train.dataset.names`` registered with a COCO json (see
+    :func:`ovdet.data.register_ov_dataset`) goes through :func:`ovdet.data.check.
+    check_registered_dataset` on its fast path (json fields, ids, boxes, and that each image
+    file exists): a dataset with errors is refused with what to fix, before a data worker
+    would crash on it at some iteration. ``ovdet data check`` gives the full report.
+
+    Returns:
+        The names of the datasets checked.
+
+    Raises:
+        ovdet.data.datasets.COCOFormatError: naming the dataset, its errors and what to fix.
+    """
+    if not cfg.train.get("check_data", True):
+        return []
+    dataset = cfg.dataloader.train.get("dataset", None)
+    names = dataset.get("names", None) if dataset is not None else None
+    if names is None:
+        return []
+    names = instantiate(names)  # a LazyCall may register the dataset and return its name
+    from detectron2.data import MetadataCatalog
+
+    from ovdet.data.check import check_registered_dataset
+
+    checked = []
+    for name in [names] if isinstance(names, str) else list(names):
+        if MetadataCatalog.get(name).get("json_file") is None:
+            continue  # registered some other way: nothing ovdet can check
+        report = check_registered_dataset(name, images="exist").raise_if_errors()
+        if report.warnings:
+            logger.warning(
+                "training data %s: %d kinds of warnings (`ovdet data check %s` lists them)",
+                name,
+                len(report.warnings),
+                MetadataCatalog.get(name).json_file,
+            )
+        checked.append(name)
+    return checked
+
+
+def _start(cfg, checkpointer: OVDetectionCheckpointer, trainer, resume: bool) -> int:
+    """Load what training starts from; return the first iteration to run.
+
+    ``resume``: the newest intact checkpoint of ``train.output_dir`` (model, optimizer,
+    scheduler, iteration); when there is none, or without ``resume``: the weights of
+    ``train.init_checkpoint`` (partial as ``train.init_partial`` says), if any.
+    """
+    if resume:
+        used = resume_last_intact(checkpointer)
+        if used is not None:
+            return trainer.iter + 1
+        logger.info("resume: no checkpoint in %s; starting from scratch", cfg.train.output_dir)
+    init = cfg.train.get("init_checkpoint", None)
+    if init:
+        partial = cfg.train.get("init_partial", None)
+        load_detectron2_weights(
+            checkpointer.model,
+            init,
+            partial=list(partial) if partial and not isinstance(partial, str) else partial,
+            field="train.init_checkpoint",
+        )
+    return 0
+
+
 def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train; return (latest scalars, results of the last evaluation)."""
+    check_train_config(cfg)
+    check_training_data(cfg)
     model = build_model(cfg)
     logger.info("Model:\n%s", model)
     cfg.optimizer.params.model = model
@@ -144,6 +259,7 @@ def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     trainer = (AMPTrainer if amp else SimpleTrainer)(model, train_loader, optim)
     checkpointer = OVDetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
     max_iter = int(cfg.train.max_iter)
+    # hooks with state (the LR scheduler) are registered before a resume restores them
     trainer.register_hooks(
         [
             hooks.IterationTimer(),
@@ -152,15 +268,20 @@ def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
             if comm.is_main_process()
             else None,
             hooks.EvalHook(cfg.train.eval_period, _evaluate),
-            hooks.PeriodicWriter(
-                _writers(cfg.train.output_dir, max_iter), period=cfg.train.log_period
-            )
-            if comm.is_main_process()
-            else None,
         ]
     )
-    checkpointer.resume_or_load(cfg.train.init_checkpoint, resume=resume)
-    start_iter = trainer.iter + 1 if resume and checkpointer.has_checkpoint() else 0
+    start_iter = _start(cfg, checkpointer, trainer, resume)
+    if comm.is_main_process():
+        # iterations from start_iter on are trained (and logged) again: drop their old lines
+        # before the writer opens metrics.json for appending
+        drop_metrics_from(cfg.train.output_dir, start_iter)
+        trainer.register_hooks(
+            [
+                hooks.PeriodicWriter(
+                    _writers(cfg.train.output_dir, max_iter), period=cfg.train.log_period
+                )
+            ]
+        )
     trainer.train(start_iter, max_iter)
     latest = trainer.storage.latest() if max_iter > start_iter else {}
     return latest, final

@@ -22,23 +22,26 @@ import os
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
+import pycocotools.mask as mask_util
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from ovdet.data.datasets import read_coco_json, validate_coco_dict
+from ovdet.data.check import CheckReport, check_coco_dict
+from ovdet.data.datasets import COCOFormatError, json_error_message
 from ovdet.evaluation.collect import IOU_TYPES, ResultsCollector
+from ovdet.evaluation.predictions import JoinedPredictions, join_predictions, load_predictions
 from ovdet.evaluation.results import instances_to_coco_results  # noqa: F401  (re-export)
 
 __all__ = [
     "COCO_METRICS",
     "OVCOCOEvaluator",
-    "check_results",
     "evaluate_coco_results",
     "load_coco_gt",
     "load_results",
+    "prepare_ground_truth",
 ]
 
 logger = logging.getLogger(__name__)
@@ -47,21 +50,140 @@ COCO_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 SPLIT_METRICS = ("AP_base", "AP50_base", "AP_novel", "AP50_novel")
 
 GTLike = Union[str, os.PathLike, Mapping, COCO]
-ResultsLike = Union[str, os.PathLike, Sequence[Mapping]]
+ResultsLike = Union[str, os.PathLike, Sequence[Mapping], Mapping, JoinedPredictions]
 
 
-def load_coco_gt(gt_json: GTLike, *, need_segmentation: bool = False) -> COCO:
-    """A pycocotools ``COCO`` from a path, a parsed dict or a ``COCO`` (returned as is).
+# Problems found by ovdet.data.check that evaluation repairs (with a warning) ...
+_GT_REPAIRED = {
+    "annotation.missing_id": "annotation ids renumbered 1..N (some had none)",
+    "annotation.id_type": "annotation ids renumbered 1..N (some were not integers)",
+    "annotation.duplicate_id": "annotation ids renumbered 1..N (some were duplicates: "
+    "pycocotools would evaluate one annotation twice and the other never)",
+    "annotation.id_zero": "annotation ids renumbered 1..N (pycocotools never counts a match to "
+    "an annotation with id 0)",
+    "area.missing": "missing annotation areas computed from the mask (or the box)",
+    "iscrowd.missing": "missing 'iscrowd' taken as 0",
+}
+# ... or does not need (file names serve only to join predictions by name)
+_GT_NOT_NEEDED = {
+    "image.missing_file_name",
+    "image.file_name",
+    "annotations.empty",
+    "category.name",
+}
+
+
+def prepare_ground_truth(data: Mapping, source: str, iou_types: Sequence[str] = ("bbox",)) -> dict:
+    """Validate a ground-truth dict for evaluation and repair what can be repaired exactly.
+
+    The checks are :func:`ovdet.data.check.check_coco_dict`'s. Repaired with a warning:
+    annotation ids that are missing, duplicated, not integers or 0 (renumbered 1..N: ids
+    carry no meaning in evaluation, but pycocotools mis-scores such files), missing ``area``
+    (the mask's area, else the box's), missing ``iscrowd`` (0). Not needed: image file
+    names. Everything else the check calls an error is refused; segmentation problems only
+    with ``segm`` in ``iou_types``, which also needs a mask on every annotation and the
+    images' ``height``/``width``.
+
+    Returns:
+        ``data`` itself when nothing was repaired, else a repaired shallow copy.
 
     Raises:
-        FileNotFoundError / COCOFormatError: naming the file and the missing field.
+        COCOFormatError: naming the file, the problems and the first offending entries.
+    """
+    segm = "segm" in iou_types
+    report = check_coco_dict(data, source)
+
+    def refused(code: str) -> bool:
+        if code in _GT_REPAIRED or code in _GT_NOT_NEEDED:
+            return False
+        if code.startswith("segmentation.") or code in ("image.missing_size", "image.size"):
+            return segm  # image sizes serve masks (and checks of prediction boxes)
+        return True
+
+    errors = [i for i in report.errors if refused(i.code)]
+    if errors:
+        raise COCOFormatError("ground truth " + CheckReport(source, errors).summary())
+    if segm:
+        for i, ann in enumerate(data["annotations"]):
+            if not ann.get("segmentation"):
+                raise COCOFormatError(
+                    f"{source}: annotations[{i}] (id={ann.get('id')}) has no segmentation: "
+                    "segm evaluation needs a mask for every ground-truth object (evaluate "
+                    "--iou-types bbox only)"
+                )
+    zero = report.get("bbox.zero_size")
+    if zero is not None:
+        warnings.warn(
+            f"{source} (ground truth): {zero.count} boxes of zero size (e.g. {zero.examples[0]}): "
+            "no detection can match them; they count as missed objects, as in pycocotools",
+            UserWarning,
+            stacklevel=3,
+        )
+    repairs = [code for code in _GT_REPAIRED if code in report.codes()]
+    if not repairs:
+        return data
+    out = dict(data)
+    images = {im["id"]: im for im in data["images"]}
+    renumber = any(code.startswith("annotation.") for code in repairs)
+    anns = []
+    for k, ann in enumerate(data["annotations"]):
+        ann = dict(ann)
+        if renumber:
+            ann["id"] = k + 1
+        if "area" not in ann:
+            ann["area"] = _annotation_area(ann, images.get(ann["image_id"]))
+        if "iscrowd" not in ann:
+            ann["iscrowd"] = 0
+        anns.append(ann)
+    out["annotations"] = anns
+    for code in repairs:
+        warnings.warn(f"{source} (ground truth): {_GT_REPAIRED[code]}", UserWarning, stacklevel=3)
+    return out
+
+
+def _annotation_area(ann: Mapping, image: Mapping | None) -> float:
+    """Area of the mask (polygons or RLE) when the image size is known, else of the box."""
+    segm = ann.get("segmentation")
+    if segm and image is not None and "height" in image and "width" in image:
+        h, w = int(image["height"]), int(image["width"])
+        rles = mask_util.frPyObjects(segm, h, w) if isinstance(segm, list) else segm
+        if isinstance(segm, Mapping) and isinstance(segm.get("counts"), list):
+            rles = mask_util.frPyObjects(segm, h, w)
+        rle = mask_util.merge(rles) if isinstance(rles, list) else rles
+        return float(mask_util.area(rle))
+    box = ann["bbox"]
+    return float(box[2]) * float(box[3])
+
+
+def load_coco_gt(
+    gt_json: GTLike,
+    *,
+    need_segmentation: bool = False,
+    iou_types: Sequence[str] | None = None,
+) -> COCO:
+    """A pycocotools ``COCO`` from a path, a parsed dict or a ``COCO`` (returned as is).
+
+    A path or dict is validated and repaired for evaluation by :func:`prepare_ground_truth`.
+
+    Args:
+        gt_json: the ground truth.
+        need_segmentation: same as ``"segm" in iou_types``.
+        iou_types: what will be evaluated (default ``bbox``, with ``segm`` if
+            ``need_segmentation``).
+
+    Raises:
+        FileNotFoundError / COCOFormatError: naming the file, the field and the entries.
     """
     if isinstance(gt_json, COCO):
         return gt_json
+    if iou_types is None:
+        iou_types = ("bbox", "segm") if need_segmentation else ("bbox",)
     source = os.fspath(gt_json) if isinstance(gt_json, (str, os.PathLike)) else "<gt dict>"
-    data = read_coco_json(gt_json) if isinstance(gt_json, (str, os.PathLike)) else gt_json
-    fields = ("image_id", "bbox", "category_id") + (("segmentation",) if need_segmentation else ())
-    validate_coco_dict(data, source, image_fields=("id",), annotation_fields=fields)
+    if isinstance(gt_json, (str, os.PathLike)):
+        data = _read_gt_json(source)
+    else:
+        data = gt_json
+    data = prepare_ground_truth(data, source, iou_types)
     coco = COCO()
     coco.dataset = copy.copy(dict(data))
     with contextlib.redirect_stdout(io.StringIO()):
@@ -69,77 +191,22 @@ def load_coco_gt(gt_json: GTLike, *, need_segmentation: bool = False) -> COCO:
     return coco
 
 
+def _read_gt_json(path: str) -> Any:
+    """The parsed ground-truth json (a list too: the check names it as a results file)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"ground-truth json not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise COCOFormatError(json_error_message(path, e)) from e
+
+
 def load_results(results: ResultsLike) -> list[dict]:
-    """Detections as a list of COCO result dicts, from a json path or a list.
-
-    Raises:
-        FileNotFoundError: missing file. ValueError: not a json list.
-    """
-    if isinstance(results, (str, os.PathLike)):
-        path = os.fspath(results)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"detection results not found: {path}")
-        try:
-            with open(path) as f:
-                results = json.load(f)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid json: {e}") from e
-        source = path
-    else:
-        source = "results"
-    if not isinstance(results, list):
-        raise ValueError(
-            f"{source}: detection results must be a json list of "
-            '{"image_id", "category_id", "bbox", "score"} objects, got a '
-            f"{type(results).__name__}"
-        )
-    return list(results)
-
-
-def check_results(
-    results: Sequence[Mapping],
-    img_ids: set[int],
-    cat_ids: set[int],
-    iou_types: Sequence[str],
-    source: str = "results",
-) -> None:
-    """Check required keys per result (index named) and ids against the ground truth."""
-    need = ["image_id", "category_id", "score"]
-    if "bbox" in iou_types:
-        need.append("bbox")
-    if "segm" in iou_types:
-        need.append("segmentation")
-    bad_cats, bad_imgs = set(), set()
-    for i, r in enumerate(results):
-        if not isinstance(r, Mapping):
-            raise ValueError(f"{source}[{i}] is not a json object")
-        for key in need:
-            if key not in r:
-                raise ValueError(f"{source}[{i}] has no '{key}' (needed: {', '.join(need)})")
-        if "bbox" in iou_types and not (
-            isinstance(r["bbox"], (list, tuple)) and len(r["bbox"]) == 4
-        ):
-            raise ValueError(f"{source}[{i}] has bbox={r['bbox']!r}; expected [x, y, w, h]")
-        if "segm" in iou_types:
-            segm = r["segmentation"]
-            if not (isinstance(segm, Mapping) and "counts" in segm and "size" in segm):
-                raise ValueError(
-                    f"{source}[{i}] has a segmentation that is not an RLE dict "
-                    "{'size': [h, w], 'counts': ...}"
-                )
-        if r["category_id"] not in cat_ids:
-            bad_cats.add(r["category_id"])
-        if r["image_id"] not in img_ids:
-            bad_imgs.add(r["image_id"])
-    if bad_cats:
-        raise ValueError(
-            f"{source}: category ids {sorted(bad_cats, key=str)} are not among the ground-truth "
-            "categories; map detections to the ground truth's category ids"
-        )
-    if bad_imgs:
-        raise ValueError(
-            f"{source}: image ids {sorted(bad_imgs, key=str)[:20]} are not in the ground truth"
-        )
+    """Detections as a list of result dicts (a results json, a dataset of detections, a
+    detectron2 ``.pth``, or a list), not joined to a ground truth: see
+    :func:`ovdet.evaluation.predictions.load_predictions`."""
+    return load_predictions(results).results
 
 
 def results_for_iou_type(results: Sequence[Mapping], iou_type: str) -> list[dict]:
@@ -202,15 +269,22 @@ def evaluate_coco_results(
     img_ids: Sequence[int] | None = None,
     max_dets: int = 100,
     per_class: bool = False,
+    image_root: str | os.PathLike | None = None,
+    trust_ids: bool = False,
+    drop_unknown: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Evaluate COCO-format detections with pycocotools, over all / base / novel classes.
 
     Args:
         gt_json: ground truth (path, dict or ``COCO``); crowd regions (``iscrowd``) are
             handled by COCOeval (matches to them are ignored).
-        results: detections: path to a json list or a list of dicts with ``image_id``,
-            ``category_id`` (GT ids), ``score``, ``bbox`` (XYWH) and, for ``segm``,
-            ``segmentation`` (RLE).
+        results: detections: a path (results json list, COCO dataset of detections,
+            detectron2 ``instances_predictions.pth``), a list of result dicts with
+            ``image_id``, ``category_id``, ``score``, ``bbox`` (XYWH) and, for ``segm``,
+            ``segmentation`` (RLE or polygons), or :class:`JoinedPredictions`. They are
+            validated and joined to the ground truth by
+            :func:`~ovdet.evaluation.predictions.join_predictions` (by category name and
+            image file name where the predictions carry them, else by checked ids).
         novel: novel class names (or category ids). With ``base``/``novel`` given, the
             output also has ``AP_base``, ``AP50_base``, ``AP_novel``, ``AP50_novel``.
         iou_types: subset of ``("bbox", "segm")``.
@@ -218,21 +292,35 @@ def evaluate_coco_results(
         img_ids: evaluate only these images (default: all GT images).
         max_dets: detections per image kept (COCO: 100).
         per_class: also report ``AP-<class name>``.
+        image_root: the folder the ground truth's ``file_name`` are relative to (matches
+            prediction file names given as paths relative to it).
+        trust_ids: do not check a join by ids against the ground-truth boxes.
+        drop_unknown: drop predictions of images/categories not in the ground truth
+            (with a warning) instead of refusing them.
 
     Returns:
         ``{iou_type: {"AP", "AP50", "AP75", "APs", "APm", "APl", [split keys]}}`` (percent).
 
     Raises:
-        ValueError: malformed results (index named), category or image ids not in the GT,
-            unknown class names, unknown iou types.
+        ValueError (``COCOFormatError``, ``PredictionFormatError``): a malformed ground
+            truth or malformed results (file, index and field named), images or categories
+            not in the ground truth, a join by ids the ground truth contradicts, unknown
+            class names or iou types.
     """
     bad = [t for t in iou_types if t not in IOU_TYPES]
     if bad:
         raise ValueError(f"unknown iou types {bad}; use {list(IOU_TYPES)}")
-    coco_gt = load_coco_gt(gt_json, need_segmentation="segm" in iou_types)
-    source = os.fspath(results) if isinstance(results, (str, os.PathLike)) else "results"
-    results = load_results(results)
-    check_results(results, set(coco_gt.getImgIds()), set(coco_gt.getCatIds()), iou_types, source)
+    coco_gt = load_coco_gt(gt_json, iou_types=iou_types)
+    if not isinstance(results, JoinedPredictions):
+        results = join_predictions(
+            results,
+            coco_gt.dataset,
+            iou_types,
+            image_root=image_root,
+            trust_ids=trust_ids,
+            drop_unknown=drop_unknown,
+        )
+    results = results.results
     novel_ids = _resolve_categories(coco_gt, novel, "novel")
     base_ids = _resolve_categories(coco_gt, base, "base")
     split = novel_ids is not None or base_ids is not None
@@ -330,9 +418,15 @@ class OVCOCOEvaluator(ResultsCollector):
         if gathered is None:
             return {}
         processed, results, tasks = gathered
+        coco_gt = load_coco_gt(self._json_file, iou_types=tasks)
+        # ids come from this dataset's metadata and boxes from the model: the join is not
+        # checked and odd boxes (an early model's) are warned about, not refused
+        joined = join_predictions(
+            results, coco_gt.dataset, tasks, trust_ids=True, geometry_errors=False
+        )
         res = evaluate_coco_results(
-            self._json_file,
-            results,
+            coco_gt,
+            joined,
             novel=self._metadata.get("novel_classes"),
             base=self._metadata.get("base_classes"),
             iou_types=tasks,

@@ -21,16 +21,17 @@ from collections.abc import Sequence
 import numpy as np
 from lvis import LVIS, LVISEval, LVISResults
 
-from ovdet.data.datasets import COCOFormatError, read_coco_json, validate_coco_dict
+from ovdet.data.datasets import COCOFormatError, validate_coco_dict
 from ovdet.evaluation.coco import (
     IOU_TYPES,
     GTLike,
     ResultsLike,
-    check_results,
-    load_results,
+    _read_gt_json,
+    prepare_ground_truth,
     results_for_iou_type,
 )
 from ovdet.evaluation.collect import ResultsCollector
+from ovdet.evaluation.predictions import JoinedPredictions, join_predictions
 
 __all__ = ["LVIS_METRICS", "LVISOVEvaluator", "evaluate_lvis_results", "load_lvis_gt"]
 
@@ -48,8 +49,11 @@ class _LVISFromDict(LVIS):
         self._create_index()
 
 
-def load_lvis_gt(gt_json: GTLike | LVIS) -> LVIS:
+def load_lvis_gt(gt_json: GTLike | LVIS, iou_types: Sequence[str] = ("bbox",)) -> LVIS:
     """lvis-api ``LVIS`` from a path, a dict or an ``LVIS`` (returned as is).
+
+    A path or dict is validated (and repaired where exact) like a COCO ground truth
+    (:func:`ovdet.evaluation.coco.prepare_ground_truth`), then for LVIS's own fields.
 
     Raises:
         FileNotFoundError / COCOFormatError: naming the file and the missing field.
@@ -57,13 +61,14 @@ def load_lvis_gt(gt_json: GTLike | LVIS) -> LVIS:
     if isinstance(gt_json, LVIS):
         return gt_json
     source = os.fspath(gt_json) if isinstance(gt_json, (str, os.PathLike)) else "<gt dict>"
-    data = read_coco_json(gt_json) if isinstance(gt_json, (str, os.PathLike)) else dict(gt_json)
+    data = _read_gt_json(source) if isinstance(gt_json, (str, os.PathLike)) else gt_json
     validate_coco_dict(
         data,
         source,
         image_fields=("id", "neg_category_ids", "not_exhaustive_category_ids"),
-        annotation_fields=("id", "image_id", "bbox", "category_id"),
+        annotation_fields=("image_id", "bbox", "category_id"),
     )
+    data = dict(prepare_ground_truth(data, source, iou_types))
     for i, c in enumerate(data["categories"]):
         if c.get("frequency") not in ("r", "c", "f"):
             raise COCOFormatError(
@@ -101,15 +106,22 @@ def evaluate_lvis_results(
     *,
     max_dets: int = 300,
     img_ids: Sequence[int] | None = None,
+    image_root: str | os.PathLike | None = None,
+    trust_ids: bool = False,
+    drop_unknown: bool = False,
 ) -> dict[str, dict[str, float]]:
     """Evaluate detections on an LVIS-format ground truth.
 
     Args:
         gt_json: LVIS ground truth (path, dict or ``lvis.LVIS``).
-        results: COCO-style result dicts (path to a json list or a list).
+        results: COCO-style detections (as for
+            :func:`~ovdet.evaluation.coco.evaluate_coco_results`: validated and joined to
+            the ground truth by name where they carry names, else by checked ids).
         iou_types: subset of ``("bbox", "segm")``.
         max_dets: detections kept per image (LVIS: 300).
         img_ids: evaluate only these images (default: all).
+        image_root, trust_ids, drop_unknown: see
+            :func:`~ovdet.evaluation.predictions.join_predictions`.
 
     Returns:
         ``{iou_type: {"AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf"}}``.
@@ -117,10 +129,17 @@ def evaluate_lvis_results(
     bad = [t for t in iou_types if t not in IOU_TYPES]
     if bad:
         raise ValueError(f"unknown iou types {bad}; use {list(IOU_TYPES)}")
-    gt = load_lvis_gt(gt_json)
-    source = os.fspath(results) if isinstance(results, (str, os.PathLike)) else "results"
-    results = load_results(results)
-    check_results(results, set(gt.get_img_ids()), set(gt.get_cat_ids()), iou_types, source)
+    gt = load_lvis_gt(gt_json, iou_types)
+    if not isinstance(results, JoinedPredictions):
+        results = join_predictions(
+            results,
+            gt.dataset,
+            iou_types,
+            image_root=image_root,
+            trust_ids=trust_ids,
+            drop_unknown=drop_unknown,
+        )
+    results = results.results
     out: dict[str, dict[str, float]] = OrderedDict()
     for iou_type in iou_types:
         if not results:
@@ -185,7 +204,8 @@ class LVISOVEvaluator(ResultsCollector):
         if gathered is None:
             return {}
         processed, results, tasks = gathered
-        res = evaluate_lvis_results(
-            self._json_file, results, tasks, max_dets=self._max_dets, img_ids=processed
-        )
+        gt = load_lvis_gt(self._json_file, tasks)
+        # ids come from this dataset's metadata and boxes from the model (see OVCOCOEvaluator)
+        joined = join_predictions(results, gt.dataset, tasks, trust_ids=True, geometry_errors=False)
+        res = evaluate_lvis_results(gt, joined, tasks, max_dets=self._max_dets, img_ids=processed)
         return copy.deepcopy(res)

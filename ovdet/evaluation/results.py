@@ -28,6 +28,9 @@ def detections_to_coco_results(
     labels: Sequence[int] | np.ndarray,
     category_ids: Sequence[int] | Mapping[int, int],
     masks: np.ndarray | None = None,
+    *,
+    category_names: Sequence[str] | Mapping[int, str] | None = None,
+    file_name: str | None = None,
 ) -> list[dict]:
     """Detections of one image as COCO result dicts.
 
@@ -38,9 +41,14 @@ def detections_to_coco_results(
         labels: (N,) class indices (rows of the vocabulary).
         category_ids: class index -> category id of the json (a list or a mapping).
         masks: optional (N, H, W) masks, written as RLE ``segmentation``.
+        category_names: optional class index -> category name; adds ``category_name`` to
+            each result (so that results can be joined to ground truth by name).
+        file_name: optional image file name; adds ``file_name`` to each result.
 
     Returns:
-        ``[{"image_id", "category_id", "bbox" (XYWH), "score"[, "segmentation"]}]``.
+        ``[{"image_id", "category_id", "bbox" (XYWH), "score"[, "segmentation"]
+        [, "category_name"][, "file_name"]}]``; without the optional arguments exactly the
+        COCO results format.
 
     Raises:
         ValueError: a label has no category id (naming the image and the label).
@@ -67,6 +75,10 @@ def detections_to_coco_results(
         }
         if masks is not None:
             result["segmentation"] = encode_mask(masks[k])
+        if category_names is not None:
+            result["category_name"] = str(category_names[label])
+        if file_name is not None:
+            result["file_name"] = str(file_name)
         out.append(result)
     return out
 

@@ -376,6 +376,7 @@ def load_demo_assets(
     """
     from detectron2.config import LazyConfig, instantiate
 
+    from ovdet.engine.build import load_weights
     from ovdet.text import build_class_embeddings
 
     folder = Path(folder) if folder is not None else default_assets_dir()
@@ -394,7 +395,7 @@ def load_demo_assets(
     cfg.model.templates = templates
     cfg.model.text_encoder = encoder
     model = instantiate(cfg.model)
-    state = _float(load_file(str(folder / "detector.safetensors")))
-    model.load_state_dict(state, strict=True)
+    # through ovdet's loader: the file must fit the model (fp16 values load into fp32 weights)
+    load_weights(model, folder / "detector.safetensors", field="demo assets")
     model.to(device).eval()
     return DemoBundle(model=model, text_encoder=encoder, manifest=manifest, folder=folder)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Union
 
@@ -48,7 +50,24 @@ def _builtin(name: str) -> list[str]:
     return list(OV_COCO_NOVEL_NAMES)  # "ov-coco-novel"
 
 
-def resolve_vocabulary(spec: VocabularySpec) -> list[str]:
+_FILE_SUFFIX = re.compile(r"^\S+\.[A-Za-z0-9]{1,5}$")  # "classes.txt", "v.names", "cats.json"
+_KINDS = ("auto", "names", "file")
+
+
+def looks_like_path(spec: str) -> bool:
+    """True when a string is meant as a file: it has a path separator, ends with a file
+    suffix (``.txt``, ``.json``, ...; no spaces), or names an existing file."""
+    key = spec.strip()
+    if not key:
+        return False
+    if "/" in key or os.sep in key or (os.altsep and os.altsep in key):
+        return True
+    return bool(_FILE_SUFFIX.match(key)) or Path(key).expanduser().is_file()
+
+
+def resolve_vocabulary(
+    spec: VocabularySpec, *, kind: str = "auto", option: str | None = None
+) -> list[str]:
     """Class names of a vocabulary spec, validated.
 
     Args:
@@ -58,60 +77,180 @@ def resolve_vocabulary(spec: VocabularySpec) -> list[str]:
               names such as ``"aerosol can"``), ``"lvis-base"`` (866 non-rare),
               ``"lvis-rare"`` (337), ``"ov-coco"`` (65, id order), ``"ov-coco-base"`` (48),
               ``"ov-coco-novel"`` (17);
-            * a path to a names file: one name per line, blank lines and lines starting
-              with ``"#"`` ignored;
+            * a names file: one name per line (UTF-8), blank lines and lines starting with
+              ``"#"`` ignored; or a ``.json`` file holding a list of names or a COCO dataset
+              (its ``categories``' names in id order);
             * a comma-separated list ``"cat,dog"``, or a single name ``"cat"``;
-            * a list of names.
+            * a list (or tuple) of names.
+        kind: how a string is read:
+
+            * ``"auto"`` (default): a spec that looks like a path (an ``os.PathLike``, a path
+              separator, a file suffix such as ``.txt``, or the name of an existing file) is
+              a names file, which must exist; otherwise a built-in name, comma list or
+              single name;
+            * ``"names"`` (``--vocab``): a built-in name, comma list or single name; a single
+              entry that looks like a path is refused (pass files as ``kind="file"``), so a
+              file name never becomes a one-class vocabulary;
+            * ``"file"`` (``--vocab-file``, ``--names-file``): a names file, which must exist.
+        option: the command-line option the spec came from, named in errors.
 
     Returns:
         The names, whitespace-stripped, in order.
 
     Raises:
-        ValueError: the vocabulary is empty, or a name is empty or duplicated (the message
-            names the entry and where it is).
-        FileNotFoundError: ``spec`` looks like a file path (``.txt`` suffix or a path
-            separator) but there is no such file.
+        ValueError: the vocabulary is empty, a name is empty or duplicated, a names file is
+            not UTF-8 text or has a comma in a line, or (``kind="names"``) the spec is a file
+            name (the message names the entry and where it is).
+        FileNotFoundError: a names file that does not exist (named).
+        IsADirectoryError: a names file that is a folder.
+        TypeError: a list entry that is not a string, or a spec of another type.
     """
-    if isinstance(spec, os.PathLike):
-        return _read_names_file(Path(spec))
+    if kind not in _KINDS:
+        raise ValueError(f"resolve_vocabulary: kind must be one of {_KINDS}, got {kind!r}")
+    label = f"{option} " if option else ""
+    if isinstance(spec, os.PathLike) or (isinstance(spec, str) and kind == "file"):
+        return _read_names_file(Path(spec).expanduser(), option=option)
     if isinstance(spec, str):
         key = spec.strip()
+        if not key:
+            raise ValueError(
+                f"{label}empty vocabulary spec: give a built-in name "
+                f"{list(BUILTIN_VOCABULARIES)}, a names file or a comma list 'cat,dog'"
+            )
         if key.lower() in BUILTIN_VOCABULARIES:
             return _builtin(key.lower())
-        path = Path(key).expanduser()
-        if key and path.is_file():
-            return _read_names_file(path)
         if "," in key:
             entries = [(f"position {i} of {spec!r}", name) for i, name in enumerate(key.split(","))]
             return _validate(entries, source=f"vocabulary {spec!r}")
-        if path.suffix.lower() == ".txt" or os.sep in key or "/" in key:
-            raise FileNotFoundError(
-                f"vocabulary names file {path} not found (a vocabulary is one of "
-                f"{list(BUILTIN_VOCABULARIES)}, a names file, or a comma list 'cat,dog')"
-            )
-        if not key:
-            raise ValueError(
-                "empty vocabulary spec: give a built-in name "
-                f"{list(BUILTIN_VOCABULARIES)}, a names file or a comma list 'cat,dog'"
-            )
+        if looks_like_path(key):
+            if kind == "names":
+                exists = Path(key).expanduser().is_file()
+                use = (
+                    f"--vocab-file {key}" if option else f"resolve_vocabulary({key!r}, kind='file')"
+                )
+                raise ValueError(
+                    f"{label or 'vocabulary '}{key!r} "
+                    f"{'names an existing file' if exists else 'looks like a file path'}, not "
+                    f"class names: for a names file pass {use}; class names go as 'cat,dog' "
+                    "(a class named like a file needs a names file)"
+                )
+            return _read_names_file(Path(key).expanduser(), option=option)
         return [key]
+    if isinstance(spec, (set, frozenset, dict)) or not isinstance(spec, Sequence):
+        kind_name = type(spec).__name__
+        raise TypeError(
+            f"{label}vocabulary must be a list of class names (or a spec string), got "
+            f"{kind_name}" + ("; a set has no order: pass a list" if "set" in kind_name else "")
+        )
     names = list(spec)
     for i, name in enumerate(names):
         if not isinstance(name, str):
-            raise TypeError(f"vocabulary entry {i} is {type(name).__name__}, expected str")
+            raise TypeError(
+                f"{label}vocabulary entry {i} is {name!r} ({type(name).__name__}); class names "
+                "must be strings"
+            )
     return _validate([(f"index {i}", name) for i, name in enumerate(names)], source="vocabulary")
 
 
-def _read_names_file(path: Path) -> list[str]:
-    if not path.is_file():
-        raise FileNotFoundError(f"vocabulary names file {path} not found")
+def _read_names_file(path: Path, *, option: str | None = None) -> list[str]:
+    where = f"{option} {path}" if option else f"vocabulary names file {path}"
+    if not path.exists():
+        hint = ""
+        if path.name.lower() in BUILTIN_VOCABULARIES and len(path.parts) == 1:
+            hint = f"; for the built-in vocabulary pass the name instead (--vocab {path.name})"
+        raise FileNotFoundError(
+            f"{where} not found (a names file has one class name per line){hint}"
+        )
+    if path.is_dir():
+        raise IsADirectoryError(f"{where} is a folder; give the names file itself")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start}); a names file has "
+            "one class name per line"
+        ) from exc
+    if path.suffix.lower() == ".json":
+        return _read_names_json(path, text)
     entries = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            name = line.strip()
-            if name and not name.startswith("#"):
-                entries.append((f"line {line_no} of {path}", name))
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        name = line.strip()
+        if name and not name.startswith("#"):
+            if "," in name:
+                raise ValueError(
+                    f"line {line_no} of names file {path} has a comma ({name!r}); a names file "
+                    "has one class name per line: put each name on its own line"
+                )
+            entries.append((f"line {line_no} of {path}", name))
     return _validate(entries, source=f"names file {path}")
+
+
+def _read_names_json(path: Path, text: str) -> list[str]:
+    """A json list of names, or a COCO dataset's categories in id order."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"vocabulary file {path} is not valid json: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("categories"), list):
+        cats = data["categories"]
+        for i, cat in enumerate(cats):
+            if not isinstance(cat, dict) or "name" not in cat or "id" not in cat:
+                raise ValueError(
+                    f"vocabulary file {path}: categories[{i}] needs 'id' and 'name', got {cat!r}"
+                )
+        cats = sorted(cats, key=lambda c: c["id"])
+        entries = [(f"category id {c['id']} of {path}", c["name"]) for c in cats]
+    elif isinstance(data, list):
+        entries = [(f"index {i} of {path}", name) for i, name in enumerate(data)]
+    else:
+        raise ValueError(
+            f"vocabulary file {path} holds a json {type(data).__name__}; expected a list of "
+            "class names or a COCO dataset with 'categories'"
+        )
+    for where, name in entries:
+        if not isinstance(name, str):
+            raise ValueError(f"class name at {where} is {name!r}; class names must be strings")
+    return _validate(entries, source=f"vocabulary file {path}")
+
+
+def validate_names(names: Sequence[str], where: str = "vocabulary") -> list[str]:
+    """Check a list of class names as given (not stripped) and return it as a list.
+
+    Raises:
+        TypeError: ``names`` is a string (``"star"`` would become 4 classes) or not an ordered
+            sequence, or an entry is not a string.
+        ValueError: the list is empty, or a name is empty/blank or duplicated (named).
+    """
+    if isinstance(names, (str, bytes)):
+        raise TypeError(
+            f"{where} must be a list of class names, got the string {names!r}; pass "
+            f"[{names!r}] for one class, or resolve_vocabulary({names!r}) for a spec such as "
+            "'cat,dog' or 'coco'"
+        )
+    if isinstance(names, (set, frozenset, dict)) or not isinstance(names, (Sequence, Iterable)):
+        raise TypeError(
+            f"{where} must be a list of class names, got {type(names).__name__}"
+            + ("; a set has no order: pass a list" if isinstance(names, (set, frozenset)) else "")
+        )
+    names = list(names)
+    if not names:
+        raise ValueError(f"{where} is empty; pass at least one class name")
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise TypeError(
+                f"{where}: entry {i} is {name!r} ({type(name).__name__}); class names must be "
+                "strings"
+            )
+        if not name.strip():
+            raise ValueError(f"{where}: empty class name at index {i}")
+        if name in seen:
+            raise ValueError(
+                f"{where}: duplicate class name {name!r} at indices {seen[name]} and {i}; "
+                "class names must be unique"
+            )
+        seen[name] = i
+    return [str(n) for n in names]
 
 
 def _validate(entries: list[tuple[str, str]], *, source: str) -> list[str]:

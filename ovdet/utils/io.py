@@ -41,6 +41,12 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(
     path: str | os.PathLike,
     write: Callable[[str], None],
@@ -69,6 +75,8 @@ def atomic_write(
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would (umask applied)
+        os.chmod(tmp, 0o666 & ~_umask())
         write(tmp)
         if durable:
             with open(tmp, "rb+") as f:

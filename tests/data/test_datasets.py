@@ -137,3 +137,95 @@ def test_builtin_names_registered_without_reading():
     rare = [i for i, f in enumerate(train.class_frequency) if f == "r"]
     assert len(rare) == 337 and all(train.class_image_count[i] == 0 for i in rare)
     assert train.json_file.endswith("lvis/ov_lvis/lvis_v1_train_base.json")
+
+
+def test_json_syntax_error_names_the_line(coco_sample, tmp_path, temp_names):
+    text = json.dumps(json.loads(coco_sample[0].read_text()), indent=1)
+    text = text.replace('"name": "person"\n', '"name": "person",\n', 1)  # a trailing comma
+    line = text[: text.index('"name": "person",\n')].count("\n") + 1
+    path = tmp_path / "edited.json"
+    path.write_text(text)
+    temp_names.append("ovdet_test_trailing_comma")
+    register_ov_dataset("ovdet_test_trailing_comma", path, coco_sample[1])
+    with pytest.raises(
+        COCOFormatError, match=rf"line {line + 1}, column \d+.*trailing comma at line {line}"
+    ):
+        DatasetCatalog.get("ovdet_test_trailing_comma")
+
+
+def test_roboflow_category_zero_accepted(tmp_path, temp_names):
+    """Roboflow: an unused superclass with id 0, image and annotation ids from 0."""
+    data = {
+        "images": [
+            {
+                "id": 0,
+                "file_name": "a_jpg.rf.1.jpg",
+                "height": 416,
+                "width": 416,
+                "license": 1,
+                "date_captured": "2020-11-18T16:09:34+00:00",
+            }
+        ],
+        "annotations": [
+            {
+                "id": 0,
+                "image_id": 0,
+                "category_id": 2,
+                "bbox": [10, 10, 40, 30],
+                "area": 1200,
+                "segmentation": [],
+                "iscrowd": 0,
+            }
+        ],
+        "categories": [
+            {"id": 0, "name": "cells", "supercategory": "none"},
+            {"id": 1, "name": "Platelets", "supercategory": "cells"},
+            {"id": 2, "name": "RBC", "supercategory": "cells"},
+        ],
+    }
+    path = _write(tmp_path, data, "rf.json")
+    temp_names.append("ovdet_test_roboflow")
+    register_ov_dataset("ovdet_test_roboflow", path, tmp_path, novel=["Platelets"])
+    dicts = DatasetCatalog.get("ovdet_test_roboflow")
+    assert [a["category_id"] for a in dicts[0]["annotations"]] == [2]  # contiguous == id here
+    meta = MetadataCatalog.get("ovdet_test_roboflow")
+    assert meta.thing_classes == ["cells", "Platelets", "RBC"]
+    assert meta.base_classes == ["cells", "RBC"] and meta.novel_classes == ["Platelets"]
+
+
+@pytest.mark.parametrize(
+    "breakage, culprit",
+    [
+        (
+            lambda d: d["annotations"][3].update(bbox=[1, 2, -3, 4]),
+            r"annotation \d+ of image id \d+ .*bbox=\[1, 2, -3, 4\]",
+        ),
+        (
+            lambda d: d["annotations"][3].update(bbox=[1, 2, float("nan"), 4]),
+            r"bbox=\[1, 2, nan, 4\]",
+        ),
+        (
+            lambda d: d["annotations"][4].update(segmentation=[1.0, 2.0, 30.0, 4.0, 5.0, 60.0]),
+            r"segmentation\.flat_polygon.*annotations\[4\]",
+        ),
+        (
+            lambda d: d["annotations"][6].update(category_id=1000),
+            r"annotation\.unknown_category.*annotations\[6\]",
+        ),
+        (
+            lambda d: d["annotations"][7].update(category_id="1"),
+            r"annotation\.category_id_type.*annotations\[7\].*the string",
+        ),
+    ],
+)
+def test_invalid_variants_clear_error_when_loaded(
+    coco_sample, tmp_path, temp_names, breakage, culprit
+):
+    data = json.loads(coco_sample[0].read_text())
+    breakage(data)
+    path = _write(tmp_path, data)
+    temp_names.append("ovdet_test_invalid")
+    register_ov_dataset("ovdet_test_invalid", path, coco_sample[1])
+    with pytest.raises(COCOFormatError, match=culprit) as err:
+        DatasetCatalog.get("ovdet_test_invalid")
+    assert str(path) in str(err.value)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from detectron2.config import instantiate
 
-from ovdet.engine.checkpoint import load_detectron2_weights
+from ovdet.engine.checkpoint import CheckpointMismatchError, load_detectron2_weights
 
 
 def _pair(tiny_fpn_config):
@@ -36,7 +36,10 @@ def test_load_detectron2_pkl_backbone(tmp_path, tiny_fpn_config):
     path = tmp_path / "r18.pkl"
     with open(path, "wb") as f:
         pickle.dump({"model": weights, "__author__": "test", "matching_heuristics": True}, f)
-    load_detectron2_weights(dst, path)
+    with pytest.raises(CheckpointMismatchError, match="backbone.bottom_up"):
+        load_detectron2_weights(dst, path)  # a backbone alone does not fit the detector
+    assert not _backbone_equal(src, dst)  # and a refused load changes nothing
+    load_detectron2_weights(dst, path, partial="backbone.bottom_up")
     assert _backbone_equal(src, dst)
 
 

@@ -1,4 +1,4 @@
-"""``ovdet evaluate`` (ovdet.cli.evaluate.main)."""
+"""``ovdet evaluate`` through the ``ovdet`` command (errors: one line, exit status 2)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,11 @@ import json
 
 import pytest
 
-from ovdet.cli.evaluate import main
+from ovdet.cli import main as ovdet_main
+
+
+def main(argv: list[str]) -> int:
+    return ovdet_main(["evaluate", *argv])
 
 
 @pytest.fixture

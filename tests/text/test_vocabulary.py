@@ -82,3 +82,18 @@ def test_lvis_synonym_lists():
     assert all(len(set(s)) == len(s) for s in lists)
     with pytest.raises(ValueError, match=r"not LVIS v1 categories.*'flux capacitor'"):
         lvis_synonym_lists(["cat", "flux capacitor"])
+
+
+def test_kinds_of_spec(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    # --vocab-file my_classes (a missing file without a suffix) is an error, not a class
+    with pytest.raises(FileNotFoundError, match="--vocab-file my_classes not found"):
+        resolve_vocabulary("my_classes", kind="file", option="--vocab-file")
+    assert resolve_vocabulary("my_classes", kind="names") == ["my_classes"]
+    (tmp_path / "my_classes").write_text("cat\ndog\n")
+    assert resolve_vocabulary("my_classes") == ["cat", "dog"]  # an existing file is a file
+    assert resolve_vocabulary("my_classes", kind="file") == ["cat", "dog"]
+    with pytest.raises(ValueError, match="names an existing file.*--vocab-file my_classes"):
+        resolve_vocabulary("my_classes", kind="names", option="--vocab")
+    with pytest.raises(ValueError, match="kind must be one of"):
+        resolve_vocabulary("cat", kind="name")

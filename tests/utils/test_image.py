@@ -46,3 +46,10 @@ def test_list_images(tmp_path):
     assert [p.name for p in found] == ["x.png", "y.JPG", "z.png"]
     with pytest.raises(FileNotFoundError, match="nothing"):
         list_images([str(tmp_path / "nothing*.png")])
+
+
+def test_list_images_refuses_a_folder_without_images(tmp_path):
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "notes.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match=r"input folder .*docs.* holds no image files"):
+        list_images([str(tmp_path / "docs")])

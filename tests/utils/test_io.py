@@ -46,3 +46,13 @@ def test_file_sha256(tmp_path):
     data = bytes(range(256)) * 5000
     path = atomic_write_bytes(tmp_path / "f", data)
     assert file_sha256(path, chunk=1000) == hashlib.sha256(data).hexdigest()
+
+
+def test_files_get_the_mode_of_a_plain_open(tmp_path):
+    import os
+    import stat
+
+    plain = tmp_path / "plain"
+    plain.write_text("x")
+    atomic = atomic_write_bytes(tmp_path / "atomic", b"x")
+    assert stat.S_IMODE(os.stat(atomic).st_mode) == stat.S_IMODE(os.stat(plain).st_mode)

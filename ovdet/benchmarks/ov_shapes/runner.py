@@ -297,7 +297,12 @@ def _method_config(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext,
     cfg.train.device = ctx.device
     if s.det_iters is not None:
         cfg.train.max_iter = int(s.det_iters)
-    cfg.train.checkpointer = dict(period=int(cfg.train.max_iter) + 1, max_to_keep=1)
+    # the config's checkpoint period (200 iterations), the newest one kept: a killed run can be
+    # inspected or continued by hand. Saving reads the weights and optimizer state and draws no
+    # random number, so it changes no trained number
+    max_iter = int(cfg.train.max_iter)
+    period = min(int(cfg.train.checkpointer.period), max_iter)
+    cfg.train.checkpointer = dict(period=period, max_to_keep=1)
     if s.det_batch_size is not None:
         cfg.dataloader.train.total_batch_size = int(s.det_batch_size)
     if s.num_workers is not None:
