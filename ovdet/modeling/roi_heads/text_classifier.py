@@ -10,6 +10,8 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 from torch import nn
 
+from ovdet.utils.errors import InputError
+
 __all__ = ["TextEmbeddingClassifier"]
 
 
@@ -78,6 +80,14 @@ class TextEmbeddingClassifier(nn.Module):
             temperature: tau, logits = cos / tau.
         """
         super().__init__()
+        if not isinstance(train_embeddings, torch.Tensor):
+            got = "None" if train_embeddings is None else type(train_embeddings).__name__
+            raise InputError(
+                f"TextEmbeddingClassifier: train_embeddings is {got}; the config must give the "
+                "(C_train, D) class text embeddings of the training vocabulary "
+                "(model.roi_heads.box_predictor.classifier.train_embeddings), e.g. "
+                "L(load_class_embeddings)(path=...) with a file made by `ovdet embed-text`"
+            )
         if embed_dim is None:
             embed_dim = int(train_embeddings.shape[-1]) if train_embeddings.dim() == 2 else -1
         if embed_dim <= 0:
