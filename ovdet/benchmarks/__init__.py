@@ -14,7 +14,8 @@ __all__ = ["BENCHMARKS", "main"]
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "ov-shapes": (
         "ovdet.benchmarks.ov_shapes.cli",
-        "synthetic open-vocabulary benchmark: teacher, ViLD-text, oracle (AP50 base/novel)",
+        "synthetic open-vocabulary benchmark: teacher, ViLD-text, oracle (AP50 base/novel); "
+        "--suite: several worlds",
     ),
 }
 

@@ -6,7 +6,13 @@ Python API::
     report = run_benchmark(BenchmarkSettings(out="runs/ovs", seeds=(0, 1)))
     report["methods"]["vild_text"]["mean"]["AP50_novel"]
 
-CLI: ``ovdet bench ov-shapes`` (see :mod:`ovdet.benchmarks.ov_shapes.cli`).
+    from ovdet.benchmarks.ov_shapes import run_suite       # several worlds, one report
+    settings = BenchmarkSettings(out="runs/suite", seeds=(0, 1), methods=["vild_text", "rkd"])
+    suite = run_suite(settings, ["standard"])
+    suite["methods"]["rkd"]["gain_over_vild_text"]["per_world"]
+
+CLI: ``ovdet bench ov-shapes [--suite default,textures,palette,photo]`` (see
+:mod:`ovdet.benchmarks.ov_shapes.cli`).
 """
 
 from ovdet.benchmarks.ov_shapes.methods import (
@@ -16,6 +22,7 @@ from ovdet.benchmarks.ov_shapes.methods import (
     resolve_methods,
 )
 from ovdet.benchmarks.ov_shapes.runner import BenchmarkSettings, run_benchmark, summarise
+from ovdet.benchmarks.ov_shapes.suite import run_suite
 
 __all__ = [
     "BUILTIN_METHODS",
@@ -24,5 +31,6 @@ __all__ = [
     "MethodSpec",
     "resolve_methods",
     "run_benchmark",
+    "run_suite",
     "summarise",
 ]

@@ -11,6 +11,10 @@
    AP50 on val with every class in the vocabulary (generalised), base / novel;
 5. mean and standard deviation over seeds, wall time per stage, peak memory.
 
+The data is one world: the default OV-Shapes, or ``BenchmarkSettings.generator`` (e.g. a
+world of :mod:`ovdet.data.synthetic.worlds`); :mod:`~ovdet.benchmarks.ov_shapes.suite` runs
+this benchmark in several worlds and combines the reports.
+
 Finished work is kept and reused (:func:`run_benchmark` resumes): a seed's teacher whose
 ``teacher/result.json`` records the same teacher and data settings is not pretrained again, and
 a method whose ``<method>/result.json`` records the same resolved config, teacher checkpoint
@@ -39,7 +43,7 @@ import logging
 import math
 import os
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +78,9 @@ class BenchmarkSettings:
         num_train / num_val: generated images per split.
         image_size: generated image size and detector train/test size (pixels).
         data_seed: seed of the generated dataset (the same for every run seed).
+        generator: OV-Shapes generator parameters (:class:`ovdet.data.synthetic.OVShapesConfig`
+            fields but ``image_size``, e.g. a world's ``params`` from
+            :mod:`ovdet.data.synthetic.worlds`); None for the default world.
         seeds: run seeds; each repeats teacher pretraining and every method.
         teacher_epochs: teacher passes over the object crops. 30 (default) gives a teacher
             that names about 95 % of the val crops (about 14 min on one CPU core); 12
@@ -104,6 +111,7 @@ class BenchmarkSettings:
     num_val: int = 200
     image_size: int = 160
     data_seed: int = 0
+    generator: Mapping[str, Any] | None = None
     seeds: Sequence[int] = (0,)
     teacher_epochs: int = 30
     teacher_steps: int | None = None
@@ -121,6 +129,12 @@ class BenchmarkSettings:
     export_command: str | None = None
     progress: bool = True
 
+    def __post_init__(self) -> None:
+        if self.generator is not None:
+            self.generator = dict(self.generator)
+            if "image_size" in self.generator:
+                raise ValueError("generator: set the image size with image_size, not here")
+
     def public(self) -> dict[str, Any]:
         """JSON-able settings for the report."""
         out = asdict(self)
@@ -129,6 +143,10 @@ class BenchmarkSettings:
         for key in ("out", "data", "captions", "export_demo"):
             out[key] = None if out[key] is None else str(out[key])
         out["seeds"] = list(self.seeds)
+        if self.generator is None:
+            out.pop("generator")  # the default world: the report keys of earlier versions
+        else:
+            out["generator"] = _plain(dict(self.generator))
         return out
 
 
@@ -169,8 +187,9 @@ def _prepare_data(s: BenchmarkSettings, out: Path, log: Callable[[str], None]) -
         log(f"data: external {s.data}: {len(split['base'])} base / {len(split['novel'])} novel")
         return {"root": str(root), "source": str(s.data), "generated": False}
     from ovdet.data.synthetic import OVShapesConfig, generate_ov_shapes, load_split
+    from ovdet.data.synthetic.dataset import photo_record
 
-    config = OVShapesConfig(image_size=s.image_size)
+    config = OVShapesConfig(image_size=s.image_size, **dict(s.generator or {}))
     split_json = root / "split.json"
     wanted = {
         "num_train": s.num_train,
@@ -178,12 +197,17 @@ def _prepare_data(s: BenchmarkSettings, out: Path, log: Callable[[str], None]) -
         "seed": s.data_seed,
         "params": config.to_dict(),
     }
+    if config.background == "photo":  # the same photos too (a folder's content may change)
+        wanted["photos"] = photo_record(config)
     if split_json.is_file():
         have = load_split(root)
         if all(have.get(k) == v for k, v in wanted.items()):
             log(f"data: reusing {root}")
             return {"root": str(root), "generated": True, "reused": True, **_counts(root)}
-    log(f"data: generating {s.num_train} train / {s.num_val} val images at {s.image_size} px")
+    log(
+        f"data: generating {s.num_train} train / {s.num_val} val images at {s.image_size} px, "
+        f"{len(config.categories)} classes"
+    )
     summary = generate_ov_shapes(
         root,
         num_train=s.num_train,

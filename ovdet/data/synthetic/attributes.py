@@ -2,7 +2,8 @@
 
 A category is a composition of attribute values, e.g. colour "red" x shape "circle" ->
 "red circle"; with textures enabled, texture x colour x shape -> "striped red circle" (plain
-ones are named "plain red circle" so that no class name is a word-subset of another).
+ones are named "plain red circle" so that no class name is a word-subset of another). Without
+the colour attribute (objects of random colours), texture x shape -> "striped circle".
 
 Category ids are ``1..N`` in texture-major, then colour, then shape order (the order of the
 attribute lists given), identical in every file of a generated dataset.
@@ -46,7 +47,10 @@ SHAPES: tuple[str, ...] = (
     "heart",
 )
 
+# The textures of ``textures=True`` (the default texture set; a change here changes datasets).
 TEXTURES: tuple[str, ...] = ("plain", "striped", "dotted")
+# Every texture the painter knows (``OVShapesConfig.texture_values`` picks among them).
+ALL_TEXTURES: tuple[str, ...] = (*TEXTURES, "checkered")
 
 DEFAULT_COLOURS: tuple[str, ...] = ("red", "green", "blue", "yellow", "purple", "orange")
 DEFAULT_SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "hexagon", "cross")
@@ -63,23 +67,24 @@ class ShapeCategory:
 
     Attributes:
         id: COCO category id (1-based, same in every file).
-        colour: colour name (a key of :data:`COLOURS`).
+        colour: colour name (a key of :data:`COLOURS`), or ``None`` when colour is not a class
+            attribute (objects of random colours).
         shape: shape name (one of :data:`SHAPES`).
         texture: texture name, or ``None`` when textures are disabled.
         novel: whether the category is novel (never box-annotated in ``train_base``).
     """
 
     id: int
-    colour: str
+    colour: str | None
     shape: str
     texture: str | None
     novel: bool = False
 
     @property
     def name(self) -> str:
-        """Class name in plain words: "red circle" or "striped red circle"."""
-        words = [self.texture] if self.texture is not None else []
-        return " ".join([*words, self.colour, self.shape])
+        """Class name in plain words: "red circle", "striped red circle" or "striped circle"."""
+        words = [w for w in (self.texture, self.colour) if w is not None]
+        return " ".join([*words, self.shape])
 
     @property
     def plural_name(self) -> str:
@@ -87,18 +92,20 @@ class ShapeCategory:
         return self.name[: -len(self.shape)] + plural(self.shape)
 
     @property
-    def rgb(self) -> tuple[int, int, int]:
-        return COLOURS[self.colour]
+    def rgb(self) -> tuple[int, int, int] | None:
+        """The class colour (None when colour is not a class attribute)."""
+        return None if self.colour is None else COLOURS[self.colour]
 
     def attributes(self) -> dict[str, str]:
         """Attribute name -> value, e.g. ``{"colour": "red", "shape": "circle"}``."""
-        out = {"colour": self.colour, "shape": self.shape}
+        out = {} if self.colour is None else {"colour": self.colour}
+        out["shape"] = self.shape
         if self.texture is not None:
             out["texture"] = self.texture
         return out
 
     def to_coco(self) -> dict:
-        """COCO ``categories`` entry (extra keys: colour, shape, [texture], split)."""
+        """COCO ``categories`` entry (extra keys: [colour], shape, [texture], split)."""
         return {
             "id": self.id,
             "name": self.name,
@@ -119,7 +126,7 @@ def _check_values(kind: str, values: tuple[str, ...], allowed) -> None:
 
 
 def build_categories(
-    colours: tuple[str, ...] = DEFAULT_COLOURS,
+    colours: tuple[str, ...] | None = DEFAULT_COLOURS,
     shapes: tuple[str, ...] = DEFAULT_SHAPES,
     textures: tuple[str, ...] | None = None,
     *,
@@ -129,24 +136,34 @@ def build_categories(
     """All categories (texture-major, colour, shape order; ids ``1..N``) with the novel split.
 
     Args:
-        colours: colour names (keys of :data:`COLOURS`).
+        colours: colour names (keys of :data:`COLOURS`), or ``None`` for no colour attribute
+            (then ``textures`` are needed: shapes alone leave nothing to compose).
         shapes: shape names (from :data:`SHAPES`).
-        textures: texture names (from :data:`TEXTURES`), or ``None`` for no texture attribute.
+        textures: texture names (from :data:`ALL_TEXTURES`), or ``None`` for no texture
+            attribute.
         novel_fraction: fraction of categories made novel, rounded to the nearest count.
         split_seed: seed of the tie-breaking among equally balanced novel choices.
 
     Returns:
         The categories, ``novel`` set by :func:`choose_novel`.
     """
-    _check_values("colours", tuple(colours), COLOURS)
+    colour_values: tuple[str | None, ...] = (None,)
+    if colours is not None:
+        _check_values("colours", tuple(colours), COLOURS)
+        colour_values = tuple(colours)
     _check_values("shapes", tuple(shapes), SHAPES)
     texture_values: tuple[str | None, ...] = (None,)
     if textures is not None:
-        _check_values("textures", tuple(textures), TEXTURES)
+        _check_values("textures", tuple(textures), ALL_TEXTURES)
         texture_values = tuple(textures)
+    if colours is None and textures is None:
+        raise ValueError(
+            "OV-Shapes: without the colour attribute the texture attribute is needed (shapes "
+            "alone are one attribute: no novel class could be composed from base ones)"
+        )
     cats = []
     for texture in texture_values:
-        for colour in colours:
+        for colour in colour_values:
             for shape in shapes:
                 cats.append(ShapeCategory(len(cats) + 1, colour, shape, texture))
     novel = choose_novel(cats, novel_fraction=novel_fraction, split_seed=split_seed)

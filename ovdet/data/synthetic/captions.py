@@ -23,6 +23,7 @@ _BACKGROUND_WORDS = {
     "gradient": ("a gradient background", "a shaded background", "a smoothly shaded background"),
     "blotchy": ("a blotchy background", "a mottled background", "a patchy background"),
     "noisy": ("a noisy background", "a grainy background", "a speckled background"),
+    "photo": ("a photo", "a photograph", "a real-world photo"),
 }
 
 # {objs}: the object list, {bg}: background phrase, {be}: "is" / "are" agreeing with the list.

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 
 from ovdet.data.synthetic.attributes import (
+    ALL_TEXTURES,
     DEFAULT_COLOURS,
     DEFAULT_SHAPES,
     TEXTURES,
     ShapeCategory,
     build_categories,
 )
+
+COLOUR_MODES: tuple[str, ...] = ("class", "random")
+BACKGROUNDS: tuple[str, ...] = ("synthetic", "photo")
+# Fields added after the first OV-Shapes release, in ``split.json`` only when not at their
+# default: a dataset of the first release's parameters keeps byte-identical files.
+_OPTIONAL_FIELDS: tuple[str, ...] = ("colour_mode", "texture_values", "background", "photo_dir")
 
 
 @dataclass(frozen=True)
@@ -23,7 +31,8 @@ class OVShapesConfig:
         max_objects: most objects per image.
         colours: colour attribute values (see ``attributes.COLOURS``).
         shapes: shape attribute values (see ``attributes.SHAPES``).
-        textures: add the texture attribute (plain / striped / dotted): 3x the classes.
+        textures: add the texture attribute (``texture_values``; by default plain / striped /
+            dotted: 3x the classes).
         novel_fraction: fraction of categories that are novel.
         split_seed: seed of the base/novel split; fixed by default so that every dataset
             seed shares one split (as OV-COCO does).
@@ -35,6 +44,17 @@ class OVShapesConfig:
         max_strokes: most distractor strokes.
         captions_per_image: captions written per image.
         placement_tries: placement attempts per object before it is skipped.
+        colour_mode: "class": colour is a class attribute, every object of a class has the
+            class colour ("striped red circle"); "random": colour is no class attribute, every
+            object gets a random colour (any hue) and its texture a random contrasting
+            second colour, so only texture x shape name the class ("striped circle"; needs
+            ``textures``, and ``colours`` left at its default since it is not used).
+        texture_values: the texture values when ``textures`` is on, from
+            ``attributes.ALL_TEXTURES`` (plain, striped, dotted, checkered).
+        background: "synthetic" (gradients / blotches / noise) or "photo" (random crops of
+            real photographs, see ``photo_dir``); distractor strokes are drawn on both.
+        photo_dir: folder of the photographs of ``background="photo"``; None for the COCO
+            photos shipped in ``ovdet/assets/backgrounds``.
     """
 
     image_size: tuple[int, int] = (256, 256)
@@ -52,6 +72,10 @@ class OVShapesConfig:
     max_strokes: int = 12
     captions_per_image: int = 4
     placement_tries: int = 20
+    colour_mode: str = "class"
+    texture_values: tuple[str, ...] = TEXTURES
+    background: str = "synthetic"
+    photo_dir: str | None = None
     _categories: tuple[ShapeCategory, ...] = field(
         default=(), init=False, repr=False, compare=False
     )
@@ -64,6 +88,9 @@ class OVShapesConfig:
         object.__setattr__(self, "image_size", size)
         object.__setattr__(self, "colours", tuple(self.colours))
         object.__setattr__(self, "shapes", tuple(self.shapes))
+        object.__setattr__(self, "texture_values", tuple(self.texture_values))
+        if isinstance(self.photo_dir, os.PathLike):
+            object.__setattr__(self, "photo_dir", os.fspath(self.photo_dir))
         if len(size) != 2 or min(size) < 32:
             raise ValueError(f"OVShapesConfig.image_size must be >= 32 px per side, got {size}")
         if not 0 <= self.min_objects <= self.max_objects:
@@ -87,15 +114,59 @@ class OVShapesConfig:
             )
         if self.captions_per_image < 1 or self.placement_tries < 1:
             raise ValueError("OVShapesConfig: captions_per_image and placement_tries must be >= 1")
+        self._check_options()
         # Validates colour/shape names and the split too.
         cats = build_categories(
-            self.colours,
+            self.colours if self.colour_mode == "class" else None,
             self.shapes,
-            TEXTURES if self.textures else None,
+            self.texture_values if self.textures else None,
             novel_fraction=self.novel_fraction,
             split_seed=self.split_seed,
         )
         object.__setattr__(self, "_categories", tuple(cats))
+
+    def _check_options(self) -> None:
+        """Validate the appearance / background options (errors name the field)."""
+        if self.colour_mode not in COLOUR_MODES:
+            raise ValueError(
+                f"OVShapesConfig.colour_mode must be one of {COLOUR_MODES}, got "
+                f"{self.colour_mode!r}"
+            )
+        if self.colour_mode == "random":
+            if not self.textures:
+                raise ValueError(
+                    "OVShapesConfig.colour_mode='random' needs textures=True: the classes are "
+                    "texture x shape (with shapes alone no novel class can be composed)"
+                )
+            if self.colours != DEFAULT_COLOURS:
+                raise ValueError(
+                    "OVShapesConfig.colours is not used with colour_mode='random' (objects take "
+                    f"any colour); leave it at its default, got {list(self.colours)}"
+                )
+        unknown = [t for t in self.texture_values if t not in ALL_TEXTURES]
+        if (
+            unknown
+            or not self.texture_values
+            or len(set(self.texture_values)) != len(self.texture_values)
+        ):
+            raise ValueError(
+                f"OVShapesConfig.texture_values: need distinct values from {list(ALL_TEXTURES)}, "
+                f"got {list(self.texture_values)}"
+            )
+        if not self.textures and self.texture_values != TEXTURES:
+            raise ValueError(
+                "OVShapesConfig.texture_values is only used with textures=True; set textures "
+                "or leave texture_values at its default"
+            )
+        if self.background not in BACKGROUNDS:
+            raise ValueError(
+                f"OVShapesConfig.background must be one of {BACKGROUNDS}, got {self.background!r}"
+            )
+        if self.photo_dir is not None and self.background != "photo":
+            raise ValueError(
+                "OVShapesConfig.photo_dir is only used with background='photo', got "
+                f"background={self.background!r}"
+            )
 
     @property
     def categories(self) -> tuple[ShapeCategory, ...]:
@@ -103,9 +174,17 @@ class OVShapesConfig:
         return self._categories
 
     def to_dict(self) -> dict:
-        """JSON-able parameters (lists instead of tuples), as stored in ``split.json``."""
+        """JSON-able parameters (lists instead of tuples), as stored in ``split.json``.
+
+        The options added after the first release (colour_mode, texture_values, background,
+        photo_dir) are left out when at their default (:meth:`from_dict` restores them).
+        """
         out = asdict(self)
         out.pop("_categories")
+        defaults = type(self).__dataclass_fields__
+        for name in _OPTIONAL_FIELDS:
+            if out[name] == defaults[name].default:
+                out.pop(name)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod

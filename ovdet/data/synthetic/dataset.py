@@ -17,10 +17,13 @@ which line up with base-class text embeddings ``embed(split["base"])``; ``val.js
 
 Annotations: ``segmentation`` is COCO RLE of the visible mask (``{"size": [h, w], "counts":
 str}``, so detectron2 needs ``mask_format="bitmask"``); ``bbox`` the tight XYWH box of that
-mask; ``area`` its pixel count; ``iscrowd`` 0. Image ids are ``1..num_train`` for train and
-``num_train + 1 ..`` for val (unique across splits). Everything is a function of the seed and
-parameters only: the json files are byte-identical and the images pixel-identical across
-runs and worker counts. Every file is written atomically (temporary file + rename).
+mask; ``area`` its pixel count; ``iscrowd`` 0; with ``colour_mode="random"`` also ``rgb``, the
+object's random colour. Image ids are ``1..num_train`` for train and ``num_train + 1 ..`` for
+val (unique across splits). Everything is a function of the seed and parameters only: the
+json files are byte-identical and the images pixel-identical across runs and worker counts.
+Every file is written atomically (temporary file + rename). ``split.json`` records the
+generator parameters (``params``) and, with ``background="photo"``, the photos used
+(``photos``: folder, file names and sha256).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from tqdm import tqdm
 
+from ovdet.data.synthetic.background import PhotoBackgrounds
 from ovdet.data.synthetic.config import OVShapesConfig
 from ovdet.data.synthetic.scene import OVShapesGenerator
 from ovdet.utils.io import atomic_write_bytes, write_json
@@ -82,6 +86,9 @@ def _render_block(
             }
             for o in scene.objects
         ]
+        if config.colour_mode == "random":
+            for obj, o in zip(objects, scene.objects):
+                obj["rgb"] = list(o.rgb)
         records.append(
             {
                 "index": index,
@@ -163,6 +170,8 @@ def generate_ov_shapes(
     if num_train < 0 or num_val < 0:
         raise ValueError(f"OV-Shapes: num_train/num_val must be >= 0, got {num_train}, {num_val}")
     config = config or OVShapesConfig()
+    # the photos are checked (and their digests taken) before anything is written
+    photos = photo_record(config) if config.background == "photo" else None
     out = Path(out)
     cats = config.categories
     novel_ids = {c.id for c in cats if c.novel}
@@ -217,7 +226,8 @@ def generate_ov_shapes(
         _write_coco(out, f"captions_{split}", seed, images, caps, None)
     bar.close()
 
-    attributes = {"colour": list(config.colours), "shape": list(config.shapes)}
+    attributes = {"colour": list(config.colours)} if config.colour_mode == "class" else {}
+    attributes["shape"] = list(config.shapes)
     if config.textures:
         attributes["texture"] = list(dict.fromkeys(c.texture for c in cats))
     split_info = {
@@ -233,8 +243,17 @@ def generate_ov_shapes(
         "params": config.to_dict(),
         "files": dict(FILES),
     }
+    if photos is not None:
+        split_info["photos"] = photos
     write_json(out / SPLIT_FILE, split_info, indent=2, compact=True)
     return summary
+
+
+def photo_record(config: OVShapesConfig) -> dict:
+    """The photos of a ``background="photo"`` config: ``{"dir": folder (None: the shipped
+    ones), "files": [[name, sha256], ...]}`` (what ``split.json`` records under ``photos``)."""
+    photos = PhotoBackgrounds(config.photo_dir)
+    return {"dir": config.photo_dir, "files": photos.listing()}
 
 
 def load_split(root: str | os.PathLike) -> dict:

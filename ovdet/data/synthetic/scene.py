@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ovdet.data.synthetic.appearance import paint_object
+from ovdet.data.synthetic.appearance import contrasting_colour, paint_object, random_colour
 from ovdet.data.synthetic.attributes import ShapeCategory
-from ovdet.data.synthetic.background import render_background
+from ovdet.data.synthetic.background import PhotoBackgrounds, render_background
 from ovdet.data.synthetic.captions import CaptionObject, make_captions
 from ovdet.data.synthetic.config import OVShapesConfig
 from ovdet.data.synthetic.shapes import shape_mask
@@ -38,6 +38,8 @@ class SceneObject:
         bbox: tight box of ``mask``, XYWH in pixels (``x + w`` is one past the last column).
         area: number of visible pixels.
         full_area: pixels of the unoccluded shape.
+        rgb: the nominal colour it was painted with (before jitter and shading): the class
+            colour, or a random one (``colour_mode="random"``).
     """
 
     category: ShapeCategory
@@ -45,6 +47,7 @@ class SceneObject:
     bbox: tuple[float, float, float, float]
     area: int
     full_area: int
+    rgb: tuple[int, int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,7 @@ class Scene:
         image: (H, W, 3) uint8 RGB.
         objects: annotated objects, every object painted in the image.
         captions: caption strings naming every object.
-        background: background kind ("gradient", "blotchy", "noisy").
+        background: background kind ("gradient", "blotchy", "noisy", "photo").
         num_strokes: distractor strokes drawn under the objects.
     """
 
@@ -102,6 +105,9 @@ class OVShapesGenerator:
     def __init__(self, config: OVShapesConfig | None = None) -> None:
         self.config = config or OVShapesConfig()
         self.categories: tuple[ShapeCategory, ...] = self.config.categories
+        self.photos: PhotoBackgrounds | None = None
+        if self.config.background == "photo":
+            self.photos = PhotoBackgrounds(self.config.photo_dir)
 
     def scene(self, seed: int, split: str, index: int) -> Scene:
         """Scene ``index`` of ``split`` for dataset ``seed`` (deterministic)."""
@@ -112,7 +118,7 @@ class OVShapesGenerator:
         cfg = self.config
         h, w = cfg.image_size
         image, background, num_strokes = render_background(
-            rng, cfg.image_size, cfg.min_strokes, cfg.max_strokes
+            rng, cfg.image_size, cfg.min_strokes, cfg.max_strokes, self.photos
         )
         num = int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
         short = min(h, w)
@@ -140,8 +146,15 @@ class OVShapesGenerator:
                     break
         objects = []
         for (category, mask, full_area), vis in zip(placed, visible):
-            paint_object(image, mask, category.rgb, category.texture, rng)
-            objects.append(SceneObject(category, vis, tight_box(vis), int(vis.sum()), full_area))
+            rgb, second = category.rgb, None
+            if cfg.colour_mode == "random":
+                rgb = random_colour(rng)
+                if category.texture not in (None, "plain"):
+                    second = contrasting_colour(rng, rgb)
+            paint_object(image, mask, rgb, category.texture, rng, second)
+            objects.append(
+                SceneObject(category, vis, tight_box(vis), int(vis.sum()), full_area, rgb)
+            )
         captions = make_captions(
             [CaptionObject(o.category, o.bbox) for o in objects],
             background,
