@@ -25,12 +25,18 @@ class TeacherTargetsMapper(OVDatasetMapper):
     flip, ...): the output has ``teacher_proposals`` (M', 4) float32 in the pixels of
     ``image`` and row-aligned ``teacher_embeddings`` (M', D) float32 (proposals that leave the
     image are dropped with their embeddings). This is the offline input of
-    :class:`~ovdet.modeling.distill.distillers.RegionDistiller`.
+    :class:`~ovdet.modeling.distill.RegionDistiller`.
 
     Images missing from the store (``missing``):
 
     - ``"error"`` (default): ``KeyError`` naming the image and the store;
-    - ``"empty"``: the image gets zero proposals (it trains without region distillation).
+    - ``"empty"``: the image gets zero proposals (it trains without region distillation) and
+      is marked: ``teacher_missing`` is True in its output. The region distiller counts such
+      images, logs them and stops training with an error when too many are missing
+      (:class:`~ovdet.modeling.distill.RegionDistiller`, ``max_missing_fraction``).
+
+    Every output also has ``teacher_missing`` (bool) and ``teacher_store`` (the store's
+    directory, a string), documented in :mod:`ovdet.modeling.distill.context`.
     """
 
     @configurable
@@ -74,7 +80,15 @@ class TeacherTargetsMapper(OVDatasetMapper):
         return ret
 
     def targets(self, dataset_dict: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """The store's (boxes (M, 4) original pixels, embeddings (M, D) float32) of one image."""
+        """The store's (boxes (M, 4) original pixels, embeddings (M, D) float32) of one image.
+
+        With ``missing="empty"``, an image missing from the store gets (0, 4) and (0, D).
+        """
+        boxes, embeddings, _ = self._lookup(dataset_dict)
+        return boxes, embeddings
+
+    def _lookup(self, dataset_dict: dict) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """(boxes, embeddings, missing from the store) of one image."""
         if "image_id" not in dataset_dict:
             raise KeyError(
                 f"TeacherTargetsMapper: dataset dict of {dataset_dict.get('file_name', '?')} has "
@@ -89,9 +103,9 @@ class TeacherTargetsMapper(OVDatasetMapper):
                     f"{self.store.root}; extract its targets (`ovdet extract-regions`) or build "
                     "the mapper with missing='empty'"
                 )
-            return torch.zeros(0, 4), torch.zeros(0, self.store.dim)
+            return torch.zeros(0, 4), torch.zeros(0, self.store.dim), True
         target = self.store.get(image_id)
-        return target["boxes"].float(), target["embeddings"].float()
+        return target["boxes"].float(), target["embeddings"].float(), False
 
     def __call__(self, dataset_dict: dict) -> dict:
         """
@@ -99,8 +113,9 @@ class TeacherTargetsMapper(OVDatasetMapper):
             dataset_dict: one image in detectron2 dataset format, with ``image_id``.
 
         Returns:
-            the :class:`OVDatasetMapper` output with ``teacher_proposals`` and
-            ``teacher_embeddings``.
+            the :class:`OVDatasetMapper` output with ``teacher_proposals``,
+            ``teacher_embeddings``, ``teacher_missing`` (True when the image is not in the
+            store) and ``teacher_store`` (the store's directory).
         """
         for key in ("teacher_proposals", "teacher_embeddings"):
             if key in dataset_dict:
@@ -109,7 +124,7 @@ class TeacherTargetsMapper(OVDatasetMapper):
                     f"already has {key!r}; targets come from the store - use OVDatasetMapper for "
                     "dataset-provided proposals"
                 )
-        boxes, embeddings = self.targets(dataset_dict)
+        boxes, embeddings, missing = self._lookup(dataset_dict)
         # a shallow copy: the parent deep-copies before modifying
         dataset_dict = {
             **dataset_dict,
@@ -120,4 +135,6 @@ class TeacherTargetsMapper(OVDatasetMapper):
         if out["teacher_embeddings"].numel() == 0:
             # keep D for images without proposals (the parent only knows the number of rows)
             out["teacher_embeddings"] = out["teacher_embeddings"].reshape(0, self.store.dim)
+        out["teacher_missing"] = missing
+        out["teacher_store"] = str(self.store.root)
         return out

@@ -117,6 +117,7 @@ def extract_regions(
     nms_thresh: Optional[float] = None,
     min_size: float = 0.0,
     shard_size: int = 256,
+    nms_legacy_plus_one: bool = False,
 ) -> dict[str, Any]:
     """Compute teacher embeddings of the top-M proposals of this rank's images into ``store``.
 
@@ -145,6 +146,10 @@ def extract_regions(
         nms_thresh: optional class-agnostic NMS IoU threshold before top-M.
         min_size: drop proposals narrower or lower than this (pixels).
         shard_size: images per store shard.
+        nms_legacy_plus_one: NMS with the "+1" pixel convention
+            (:func:`~ovdet.teacher.proposals.select_proposals`). RKD's official selection is
+            ``top_m=5, nms_thresh=0.5, nms_legacy_plus_one=True`` with a teacher cropping each
+            box once (``scales=(1.0,)``).
 
     Returns:
         Summary dict: ``rank``, ``world_size``, ``images`` (assigned to this rank), ``done``
@@ -212,6 +217,7 @@ def extract_regions(
                     nms_thresh=nms_thresh,
                     min_size=min_size,
                     image_size=image.shape[:2],
+                    nms_legacy_plus_one=nms_legacy_plus_one,
                 )
                 embeddings = teacher.embed(image, selected["boxes"])
                 writer.add(image_id, selected["boxes"], embeddings, selected["scores"])

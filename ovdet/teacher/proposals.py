@@ -64,12 +64,20 @@ def select_proposals(
     nms_thresh: float | None = None,
     min_size: float = 0.0,
     image_size: tuple[int, int] | None = None,
+    nms_legacy_plus_one: bool = False,
 ) -> Proposals:
     """Filter, de-duplicate and rank the proposals of one image.
 
     Order: clip to the image (when ``image_size`` is given), drop boxes whose width or height is
-    below ``min_size`` (and empty boxes), NMS at ``nms_thresh`` (when given), keep the ``top_m``
-    best by score.
+    below ``min_size`` (and empty boxes), greedy NMS at ``nms_thresh`` in decreasing score
+    order (when given; a box is dropped when its IoU with a kept, better-scored box is above
+    the threshold), keep the ``top_m`` best by score.
+
+    RKD's selection (hanoonaR/object-centric-ovd ``tools/get_rkd_clip_feat.py``:
+    ``class_agnostic_nms(..., iou=0.5)`` on the pooled candidates, then the top 5 by score) is
+    ``nms_thresh=0.5, top_m=5, nms_legacy_plus_one=True``: its NMS (MAVL's ``utils/nms.py``)
+    measures boxes as inclusive pixel ranges, width ``x1 - x0 + 1``. It never clips; here boxes
+    are clipped to the image first, which changes nothing for boxes inside the image.
 
     Args:
         boxes: (N, 4) XYXY.
@@ -78,6 +86,8 @@ def select_proposals(
         nms_thresh: IoU threshold of class-agnostic NMS (None: no NMS).
         min_size: minimum width and height in pixels.
         image_size: (H, W) to clip to.
+        nms_legacy_plus_one: NMS IoU with the "+1" pixel convention (widths ``x1 - x0 + 1``)
+            instead of continuous coordinates.
 
     Returns:
         ``{"boxes": (M, 4) float32, "scores": (M,) float32}`` sorted by decreasing score.
@@ -98,7 +108,9 @@ def select_proposals(
     keep &= torch.isfinite(scores) & torch.isfinite(boxes).all(dim=1)
     boxes, scores = boxes[keep], scores[keep]
     if nms_thresh is not None and boxes.shape[0]:
-        order = nms(boxes, scores, float(nms_thresh))  # sorted by decreasing score
+        # the "+1" convention's IoU is the continuous IoU of the boxes grown by 1 at x1, y1
+        nms_boxes = boxes + boxes.new_tensor([0, 0, 1, 1]) if nms_legacy_plus_one else boxes
+        order = nms(nms_boxes, scores, float(nms_thresh))  # sorted by decreasing score
     else:
         order = torch.argsort(scores, descending=True, stable=True)
     if top_m is not None:
@@ -286,6 +298,7 @@ def load_proposals(
     top_m: int | None = None,
     nms_thresh: float | None = None,
     min_size: float = 0.0,
+    nms_legacy_plus_one: bool = False,
 ) -> dict[ImageId, Proposals]:
     """Read a proposals file (see the module docstring for the formats).
 
@@ -294,6 +307,7 @@ def load_proposals(
         top_m: keep the ``top_m`` best per image (None: all).
         nms_thresh: optional class-agnostic NMS IoU threshold, applied before top-M.
         min_size: drop boxes narrower or lower than this (pixels).
+        nms_legacy_plus_one: see :func:`select_proposals`.
 
     Returns:
         ``{image_id: {"boxes": (M, 4) float32 XYXY, "scores": (M,) float32}}``, sorted by
@@ -323,6 +337,7 @@ def load_proposals(
             top_m=top_m,
             nms_thresh=nms_thresh,
             min_size=min_size,
+            nms_legacy_plus_one=nms_legacy_plus_one,
         )
     logger.info("read proposals of %d images from %s", len(out), path)
     return out
@@ -343,6 +358,7 @@ class ModelProposals:
             proposal generator returns).
         nms_thresh: optional extra NMS (the RPN already applies its own).
         min_size: drop proposals smaller than this, in original image pixels.
+        nms_legacy_plus_one: see :func:`select_proposals`.
 
     Call it with ``(dataset_dict, image)`` where ``image`` is the (H, W, 3) uint8 RGB image;
     :meth:`batch` takes several images at once.
@@ -356,6 +372,7 @@ class ModelProposals:
         top_m: int | None = None,
         nms_thresh: float | None = None,
         min_size: float = 0.0,
+        nms_legacy_plus_one: bool = False,
     ) -> None:
         for attr in ("preprocess_image", "backbone", "proposal_generator"):
             if not hasattr(model, attr):
@@ -379,6 +396,7 @@ class ModelProposals:
         self.top_m = top_m
         self.nms_thresh = nms_thresh
         self.min_size = float(min_size)
+        self.nms_legacy_plus_one = bool(nms_legacy_plus_one)
 
     def _model_input(self, image: np.ndarray) -> dict[str, Any]:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -423,6 +441,7 @@ class ModelProposals:
                     nms_thresh=self.nms_thresh,
                     min_size=self.min_size,
                     image_size=(inp["height"], inp["width"]),
+                    nms_legacy_plus_one=self.nms_legacy_plus_one,
                 )
             )
         return out
@@ -442,6 +461,7 @@ def proposals_from_model(
     nms_thresh: float | None = None,
     min_size: float = 0.0,
     batch_size: int = 1,
+    nms_legacy_plus_one: bool = False,
 ) -> dict[ImageId, Proposals]:
     """Run a detectron2 model's proposal generator on dataset images.
 
@@ -453,6 +473,7 @@ def proposals_from_model(
         nms_thresh: optional extra NMS threshold.
         min_size: minimum box size in original pixels.
         batch_size: images per forward pass.
+        nms_legacy_plus_one: see :func:`select_proposals`.
 
     Returns:
         ``{image_id: {"boxes": (M, 4) float32 XYXY original pixels, "scores": (M,)}}``.
@@ -460,7 +481,12 @@ def proposals_from_model(
     if batch_size < 1:
         raise ValueError(f"proposals_from_model: batch_size must be >= 1, got {batch_size}")
     runner = ModelProposals(
-        model, augmentations=augmentations, top_m=top_m, nms_thresh=nms_thresh, min_size=min_size
+        model,
+        augmentations=augmentations,
+        top_m=top_m,
+        nms_thresh=nms_thresh,
+        min_size=min_size,
+        nms_legacy_plus_one=nms_legacy_plus_one,
     )
     out: dict[ImageId, Proposals] = {}
     ids: list[ImageId] = []

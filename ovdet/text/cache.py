@@ -15,6 +15,10 @@ from ovdet.text.encoder import TextEncoder
 from ovdet.text.templates import validate_templates
 from ovdet.utils.io import atomic_write
 
+# Part of every key: bumped when the prompts a (templates, classes) pair gives change meaning
+# (2: templates may hold "{article}", filled with "a" / "an"), so old entries are not reused.
+PROMPT_FORMAT = 2
+
 
 def default_cache_root() -> Path:
     """``$OVDET_CACHE`` if set, else ``~/.cache/ovdet/text``."""
@@ -26,8 +30,10 @@ class VocabularyCache:
     """On-disk cache of :func:`build_class_embeddings` results.
 
     Each entry is ``<root>/<key>.pt`` where ``key = sha256(encoder.identity, templates,
-    classes)``; it stores the (C, D) tensor together with the identity, templates and classes
-    it was built from (checked on read). Writes are atomic (temporary file + rename), so
+    classes, PROMPT_FORMAT)``, ``classes`` being one synonym list per class: two template sets,
+    or two synonym lists (their order included), never share an entry. It stores the (C, D)
+    tensor together with the identity, templates and classes it was built from (checked on
+    read). Writes are atomic (temporary file + rename), so
     concurrent processes never read a partial entry.
 
     Args:
@@ -43,6 +49,7 @@ class VocabularyCache:
             "encoder": encoder.identity,
             "templates": validate_templates(templates),
             "classes": normalize_classes(classes),
+            "prompt_format": PROMPT_FORMAT,
         }
         blob = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
         return hashlib.sha256(blob).hexdigest()

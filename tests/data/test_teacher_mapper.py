@@ -84,9 +84,15 @@ def test_missing_images(store, record):
     out = _mapper(store, [], missing="empty")(record)
     assert out["teacher_proposals"].shape == (0, 4)
     assert out["teacher_embeddings"].shape == (0, D)
-    # stored with zero proposals
+    # marked, with the store, for the region distiller to count (not silent)
+    assert out["teacher_missing"] is True
+    assert out["teacher_store"] == str(store.root)
+    # stored with zero proposals: not missing
     out = _mapper(store, [])({**record, "image_id": 3})
     assert out["teacher_proposals"].shape == (0, 4)
+    assert out["teacher_missing"] is False and out["teacher_store"] == str(store.root)
+    out = _mapper(store, [], missing="empty")({**record, "image_id": 1})
+    assert out["teacher_missing"] is False and len(out["teacher_proposals"]) == 2
     with pytest.raises(ValueError, match="missing must be one of"):
         _mapper(store, [], missing="skip")
 

@@ -111,6 +111,99 @@ def test_load_coco_results_top_m_nms_min_size(tmp_path):
     torch.testing.assert_close(out[1]["boxes"][0], torch.tensor([1.0, 1.0, 11.0, 11.0]))
 
 
+def official_mavl_nms(dets, scores, thresh):
+    """mmaaz60/mvits_for_class_agnostic_od ``utils/nms.py::nms`` (the NMS of RKD's
+    ``tools/get_rkd_clip_feat.py``), as written there."""
+    x1 = dets[:, 0]
+    y1 = dets[:, 1]
+    x2 = dets[:, 2]
+    y2 = dets[:, 3]
+    areas = (x2 - x1 + 1) * (y2 - y1 + 1)
+    order = scores.argsort()[::-1]
+    keep = []
+    while order.size > 0:
+        i = order[0]
+        keep.append(i)
+        xx1 = np.maximum(x1[i], x1[order[1:]])
+        yy1 = np.maximum(y1[i], y1[order[1:]])
+        xx2 = np.minimum(x2[i], x2[order[1:]])
+        yy2 = np.minimum(y2[i], y2[order[1:]])
+        w = np.maximum(0.0, xx2 - xx1 + 1)
+        h = np.maximum(0.0, yy2 - yy1 + 1)
+        inter = w * h
+        ovr = inter / (areas[i] + areas[order[1:]] - inter)
+        inds = np.where(ovr <= thresh)[0]
+        order = order[inds + 1]
+    return dets[keep], scores[keep]
+
+
+def official_rkd_selection(boxes, scores, top_n=5):
+    """``get_top_5_class_agnostic_mavl_proposals`` after pooling the queries' candidates:
+    ``class_agnostic_nms(all_boxes, all_scores, iou=0.5)``, then the top N by score."""
+    boxes, scores = official_mavl_nms(np.array(boxes), np.array(scores), 0.5)
+    sorted_ind = np.argsort(-scores)[:top_n]
+    return boxes[sorted_ind, :], scores[sorted_ind]
+
+
+def test_rkd_selection_reproduces_the_official_order():
+    rng = np.random.default_rng(0)
+    for trial in range(30):
+        n = int(rng.integers(1, 60))
+        x0, y0 = rng.integers(0, 90, n), rng.integers(0, 70, n)
+        w, h = rng.integers(1, 40, n), rng.integers(1, 40, n)
+        boxes = np.stack([x0, y0, np.minimum(x0 + w, 127), np.minimum(y0 + h, 95)], 1)
+        boxes = boxes.astype(np.float64)
+        scores = rng.permutation(n).astype(np.float64) / n  # distinct: no ties to break
+        want_boxes, want_scores = official_rkd_selection(boxes, scores)
+        got = select_proposals(
+            boxes,
+            scores,
+            top_m=5,
+            nms_thresh=0.5,
+            nms_legacy_plus_one=True,
+            image_size=(96, 128),
+        )
+        np.testing.assert_allclose(got["boxes"].numpy(), want_boxes, err_msg=str(trial))
+        np.testing.assert_allclose(got["scores"].numpy(), want_scores, rtol=1e-6)
+    # the "+1" convention matters for small boxes: IoU 0.5 (kept) vs 0.6 (suppressed)
+    pair, pair_scores = np.array([[0.0, 0, 3, 3], [1, 0, 4, 3]]), np.array([0.9, 0.8])
+    assert len(official_rkd_selection(pair, pair_scores)[0]) == 1
+    assert (
+        len(select_proposals(pair, pair_scores, nms_thresh=0.5, nms_legacy_plus_one=True)["boxes"])
+        == 1
+    )
+    assert len(select_proposals(pair, pair_scores, nms_thresh=0.5)["boxes"]) == 2
+
+
+def test_extract_regions_with_the_rkd_selection(tmp_path, dataset, teacher):
+    # pixel-aligned boxes (as MAVL's), distinct scores
+    proposals = {
+        k: np.concatenate([np.round(v[:, :4]), v[:, 4:]], axis=1)
+        for k, v in dataset["proposals"].items()
+    }
+    store = make_store(tmp_path / "store", teacher)
+    extract_regions(
+        dataset["dicts"],
+        teacher,
+        proposals,
+        store,
+        top_m=5,
+        nms_thresh=0.5,
+        nms_legacy_plus_one=True,
+        progress=False,
+    )
+    for record in dataset["dicts"]:
+        p = proposals[record["image_id"]]
+        h, w = record["height"], record["width"]
+        clipped = p[:, :4].copy()
+        clipped[:, 0::2] = clipped[:, 0::2].clip(0, w)
+        clipped[:, 1::2] = clipped[:, 1::2].clip(0, h)
+        want_boxes, want_scores = official_rkd_selection(clipped, p[:, 4])
+        stored = store.get(record["image_id"])
+        np.testing.assert_allclose(stored["boxes"].numpy(), want_boxes, rtol=1e-6)
+        np.testing.assert_allclose(stored["scores"].float().numpy(), want_scores, rtol=1e-3)
+
+
 def test_load_mapping_and_detectron2_formats(tmp_path):
     path = tmp_path / "props.json"
     path.write_text(json.dumps({"7": [[0, 0, 4, 4, 0.2], [1, 1, 9, 9, 0.8]], "img": []}))

@@ -1,24 +1,44 @@
 """HierKD (Ma et al., CVPR 2022): hierarchical visual-language knowledge distillation.
 
-Two levels: instance (ViLD-image's region L1, ``ovdet.methods.vild``) and global (an image
-embedding pooled from the FPN features, contrasted with the teacher's text embedding of one
-caption per image, symmetric InfoNCE over the batch). The paper targets a one-stage
-detector; ovdet applies both levels to its two-stage detector (docs/methods.md#hierkd).
-Here: the global objective (:class:`HierKDGlobalDistillation`) and its config helper
-(:func:`hierkd_distiller`); the caption machinery is
-``ovdet.modeling.distill.CaptionDistiller``.
+Two levels: instance (the official L2 x 0.05 between the embeddings of proposals matching a
+ground-truth box and an online teacher's, :class:`HierKDInstanceDistiller`; or, as the
+OV-Shapes configs do, ViLD-image's region L1 on stored proposals, ``ovdet.methods.vild``) and
+global (an image embedding pooled from the FPN features, contrasted with the teacher's text
+embedding of one caption per image, symmetric InfoNCE over the global batch,
+:class:`HierKDGlobalDistillation`). The paper targets a one-stage detector; ovdet applies both
+levels to its two-stage detector (docs/methods.md#hierkd). Config helpers:
+:func:`hierkd_distiller` (global) and :func:`hierkd_instance_distiller` (instance); the
+caption machinery is ``ovdet.modeling.distill.CaptionDistiller``.
 """
 
 from ovdet.methods.registry import Method, register_method
 
-from .config import HIERKD_GLOBAL_WEIGHT, HIERKD_TEMPERATURE, hierkd_distiller
-from .loss import HierKDGlobalDistillation
+from .config import (
+    HIERKD_GLOBAL_WEIGHT,
+    HIERKD_TEMPERATURE,
+    hierkd_distiller,
+    hierkd_instance_distiller,
+)
+from .instance import (
+    HIERKD_INSTANCE_IOU,
+    HIERKD_INSTANCE_WEIGHT,
+    HierKDInstanceDistillation,
+    HierKDInstanceDistiller,
+)
+from .loss import HIERKD_REDUCTIONS, HIERKD_SCALE_PARAMS, HierKDGlobalDistillation
 
 __all__ = [
     "HIERKD_GLOBAL_WEIGHT",
+    "HIERKD_INSTANCE_IOU",
+    "HIERKD_INSTANCE_WEIGHT",
+    "HIERKD_REDUCTIONS",
+    "HIERKD_SCALE_PARAMS",
     "HIERKD_TEMPERATURE",
     "HierKDGlobalDistillation",
+    "HierKDInstanceDistillation",
+    "HierKDInstanceDistiller",
     "hierkd_distiller",
+    "hierkd_instance_distiller",
 ]
 
 _SOURCE = (

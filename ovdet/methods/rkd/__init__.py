@@ -2,21 +2,38 @@
 
 Region L1 between the detector's and the teacher's embeddings of the top-5 class-agnostic
 proposals per image, plus inter-embedding relationship matching (IRM) between their
-similarity matrices (docs/methods.md#rkd). Here: the objective (:class:`RKDDistillation`)
-and the config helper (:func:`rkd_distiller`). Pseudo image-level supervision (PIS) and the
-weight-transfer function of the paper are not part of it (PIS needs pseudo-labels).
+similarity matrices (docs/methods.md#rkd). Here: the official objective
+(:class:`RKDDistillation`), ovdet's earlier variant that the OV-Shapes configs keep
+(:class:`RKDNormalisedDistillation`) and the config helper (:func:`rkd_distiller`). Pseudo
+image-level supervision (PIS) and the weight-transfer function of the paper are not part of
+it (PIS needs pseudo-labels).
 """
 
 from ovdet.methods.registry import Method, register_method
 
-from .config import RKD_COCO_L1, RKD_LVIS_L1, RKD_REGIONS_PER_IMAGE, rkd_distiller, rkd_l1_weight
-from .loss import RKDDistillation
+from .config import (
+    RKD_COCO_IRM,
+    RKD_COCO_L1,
+    RKD_FORMS,
+    RKD_LVIS_IRM,
+    RKD_LVIS_L1,
+    RKD_REGIONS_PER_IMAGE,
+    RKD_TEMPERATURE,
+    rkd_distiller,
+    rkd_l1_weight,
+)
+from .loss import RKDDistillation, RKDNormalisedDistillation
 
 __all__ = [
     "RKDDistillation",
+    "RKDNormalisedDistillation",
+    "RKD_COCO_IRM",
     "RKD_COCO_L1",
+    "RKD_FORMS",
+    "RKD_LVIS_IRM",
     "RKD_LVIS_L1",
     "RKD_REGIONS_PER_IMAGE",
+    "RKD_TEMPERATURE",
     "rkd_distiller",
     "rkd_l1_weight",
 ]

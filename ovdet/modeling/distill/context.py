@@ -19,6 +19,11 @@ Per-image inputs read here (documented keys of the detectron2 input dicts, see
 ``teacher_embeddings``
     (M, D) tensor, row i = the teacher (CLIP) embedding of proposal i (offline targets, e.g.
     from :class:`~ovdet.data.teacher_mapper.TeacherTargetsMapper`).
+``teacher_missing``
+    bool, True when the image is missing from the region store (it then has no
+    ``teacher_proposals`` rows); counted by :class:`~ovdet.modeling.distill.RegionDistiller`.
+``teacher_store``
+    str, the directory of the region store the targets come from (named in its messages).
 ``captions``
     ``list[str]`` or ``str``: captions of the image.
 """

@@ -3,17 +3,29 @@ boxes (the machinery of ViLD-image and RKD; their objectives live in ``ovdet.met
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import torch
 from detectron2.structures import Boxes
+from detectron2.utils.events import EventStorage, get_event_storage
 from torch import nn
 
 from .context import DistillContext
 
 __all__ = ["RegionDistiller"]
+
+logger = logging.getLogger(__name__)
+
+
+def _event_storage() -> EventStorage | None:
+    """detectron2's current event storage, or None outside a training loop (tests, tools)."""
+    try:
+        return get_event_storage()
+    except AssertionError:  # get_event_storage asserts that a storage is open
+        return None
 
 
 def _as_boxes(value: Any, index: int, device: torch.device) -> Boxes:
@@ -51,13 +63,31 @@ class RegionDistiller(nn.Module):
     The teacher is not a submodule: its (frozen) weights are excluded from the detector's
     ``parameters()`` and ``state_dict``, and it is called under ``torch.no_grad()``.
 
+    **Images missing from the region store** are not silent. The mapper marks them
+    (``teacher_missing``, see :class:`~ovdet.data.teacher_mapper.TeacherTargetsMapper` with
+    ``missing="empty"``); this distiller counts them and
+
+    - puts their number in each step to detectron2's event storage as
+      ``distill/missing_images`` (in ``metrics.json`` and the training log);
+    - every ``log_period`` steps with missing images, logs a warning: how many of the images
+      of those steps and since the start were missing, and from which store;
+    - raises ``RuntimeError`` (naming the store, the count and example images) when, once at
+      least ``missing_min_images`` images have been seen, more than ``max_missing_fraction``
+      of the images since the start (of this process) were missing: a store made for another
+      dataset, or an extraction that stopped early, would otherwise switch distillation off.
+
     Args:
         objective: ``(student (R, D), teacher (R, D)) -> dict[str, Tensor]``, e.g.
-            :class:`~ovdet.modeling.distill.ViLDImageDistillation` or
-            :class:`~ovdet.modeling.distill.RKDDistillation`.
+            :class:`~ovdet.methods.vild.ViLDImageDistillation` or
+            :class:`~ovdet.methods.rkd.RKDDistillation`.
         teacher: optional online teacher (see above).
         max_regions: keep at most this many proposals per image, the first ones (region stores
             keep them in descending score order); None keeps all.
+        max_missing_fraction: largest tolerated fraction of images missing from the store
+            (default 0.01); None: never an error (still counted and logged).
+        missing_min_images: images seen before the fraction is checked (a few missing images
+            in the first batches are not yet a fraction).
+        log_period: steps between two warnings about missing images.
     """
 
     def __init__(
@@ -66,8 +96,23 @@ class RegionDistiller(nn.Module):
         *,
         teacher: Callable[[list[dict]], Sequence[torch.Tensor]] | None = None,
         max_regions: int | None = None,
+        max_missing_fraction: float | None = 0.01,
+        missing_min_images: int = 500,
+        log_period: int = 1000,
     ) -> None:
         super().__init__()
+        if max_missing_fraction is not None and not (
+            isinstance(max_missing_fraction, Real)
+            and not isinstance(max_missing_fraction, bool)
+            and 0.0 <= max_missing_fraction <= 1.0
+        ):
+            raise ValueError(
+                "RegionDistiller: max_missing_fraction must be a number in [0, 1] or None (no "
+                f"limit), got {max_missing_fraction!r}"
+            )
+        for name, value in (("missing_min_images", missing_min_images), ("log_period", log_period)):
+            if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+                raise ValueError(f"RegionDistiller: {name} must be an int >= 1, got {value!r}")
         is_count = isinstance(max_regions, Integral) and not isinstance(max_regions, bool)
         if max_regions is not None and not (is_count and max_regions >= 0):
             raise ValueError(
@@ -81,8 +126,77 @@ class RegionDistiller(nn.Module):
             )
         self.objective = objective
         self.max_regions = None if max_regions is None else int(max_regions)
+        self.max_missing_fraction = (
+            None if max_missing_fraction is None else float(max_missing_fraction)
+        )
+        self.missing_min_images = int(missing_min_images)
+        self.log_period = int(log_period)
         # Not registered as a submodule on purpose: see the class docstring.
         object.__setattr__(self, "teacher", teacher)
+        # missing-image counts of this process (not checkpointed)
+        self.images_seen = 0
+        self.images_missing = 0
+        self._steps = 0
+        self._period = {"seen": 0, "missing": 0}
+        self._stores: set[str] = set()
+        self._examples: list[str] = []
+
+    def count_missing(self, batched_inputs: list[dict]) -> int:
+        """Count, log and check the batch's images that are missing from their region store.
+
+        Returns:
+            the number of inputs with ``teacher_missing`` True.
+
+        Raises:
+            RuntimeError: when the fraction missing since the start exceeds
+                ``max_missing_fraction`` (see the class docstring).
+        """
+        missing = [x for x in batched_inputs if bool(x.get("teacher_missing", False))]
+        for x in missing:
+            self._stores.add(str(x.get("teacher_store", "?")))
+            if len(self._examples) < 5:
+                self._examples.append(
+                    f"image_id={x.get('image_id', '?')!r} ({x.get('file_name', '?')})"
+                )
+        self._steps += 1
+        self.images_seen += len(batched_inputs)
+        self.images_missing += len(missing)
+        self._period["seen"] += len(batched_inputs)
+        self._period["missing"] += len(missing)
+        storage = _event_storage()
+        if storage is not None:
+            storage.put_scalar("distill/missing_images", len(missing), smoothing_hint=False)
+        if self._steps % self.log_period == 0:
+            if self._period["missing"]:
+                logger.warning(
+                    "RegionDistiller: %d of the %d images of the last %d steps (%d of %d since "
+                    "the start) are missing from region store %s and trained without region "
+                    "distillation",
+                    self._period["missing"],
+                    self._period["seen"],
+                    self.log_period,
+                    self.images_missing,
+                    self.images_seen,
+                    ", ".join(sorted(self._stores)),
+                )
+            self._period = {"seen": 0, "missing": 0}
+        self._check_missing()
+        return len(missing)
+
+    def _check_missing(self) -> None:
+        limit = self.max_missing_fraction
+        if limit is None or self.images_seen < self.missing_min_images:
+            return
+        fraction = self.images_missing / self.images_seen
+        if fraction > limit:
+            raise RuntimeError(
+                f"RegionDistiller: {self.images_missing} of the {self.images_seen} training "
+                f"images so far ({fraction:.1%}) are missing from region store "
+                f"{', '.join(sorted(self._stores))} (max_missing_fraction={limit}), e.g. "
+                f"{'; '.join(self._examples)}. Extract their targets (`ovdet extract-regions` "
+                "resumes and adds the missing images; check that the store was made for this "
+                "dataset), or raise the distiller's max_missing_fraction (None: no limit)"
+            )
 
     def _region_inputs(self, batched_inputs: list[dict]) -> list[dict]:
         """Per-image dicts with (capped) ``teacher_proposals`` and, offline, embeddings."""
@@ -139,6 +253,7 @@ class RegionDistiller(nn.Module):
             the objective's ``loss_*`` dict.
         """
         model = context.model
+        self.count_missing(context.batched_inputs)
         inputs = self._region_inputs(context.batched_inputs)
         device = context.images.tensor.device
         boxes = [_as_boxes(x["teacher_proposals"], i, device) for i, x in enumerate(inputs)]
@@ -163,4 +278,7 @@ class RegionDistiller(nn.Module):
 
     def extra_repr(self) -> str:
         mode = "offline" if self.teacher is None else f"online ({type(self.teacher).__name__})"
-        return f"mode={mode}, max_regions={self.max_regions}"
+        return (
+            f"mode={mode}, max_regions={self.max_regions}, "
+            f"max_missing_fraction={self.max_missing_fraction}"
+        )

@@ -301,7 +301,9 @@ class OVRCNN(GeneralizedRCNN):
         self.roi_heads.set_class_names(vocab)
 
     def _encode(self, names: list[str]) -> torch.Tensor:
-        key = (str(self.text_encoder.identity), tuple(names), self.templates)
+        # everything the embeddings depend on: the encoder's weights, the names, the templates
+        # (as a tuple, also when ``templates`` was reassigned a list)
+        key = (str(self.text_encoder.identity), tuple(names), tuple(self.templates))
         cached = self._vocabulary_cache.get(key)
         if cached is None:
             # imported here: ovdet.text is only needed when names are encoded

@@ -287,11 +287,10 @@ def test_method_config_helpers(tiny_fpn_config, make_batch, fake_encoder):
     assert vild_distiller().objective.weight == 0.5
     assert vild_distiller().max_regions is None
     rkd = rkd_distiller()
-    assert rkd.objective.l1_weight == pytest.approx(0.15 * 100 / 512)  # official COCO weight
+    assert rkd.objective.l1_weight == pytest.approx(0.15 * 100)  # official COCO weight x 100
     assert rkd.max_regions == 5
-    assert rkd_distiller(embed_dim=128, official_l1_weight=0.25).objective.l1_weight == (
-        pytest.approx(0.25 * 100 / 128)
-    )
+    normalised = rkd_distiller(form="normalised", embed_dim=128, official_l1_weight=0.25)
+    assert normalised.objective.l1_weight == pytest.approx(0.25 * 100 / 128)
     assert rkd_distiller() is not rkd  # fresh LazyCalls: configs never share one object
     cfg = tiny_fpn_config(_train_embeddings())
     cfg.model.distillers = [
