@@ -16,6 +16,8 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet pretrain-clip       train a small CLIP teacher on (image, caption) data
     ovdet extract-regions     compute CLIP teacher embeddings for proposals, to disk
     ovdet demo                the embedded end-to-end demo (OV-Shapes)
+    ovdet models              the named models (shipped and registered) with their metrics
+    ovdet serve               a local web page to try a model in a browser
     ovdet bench               benchmarks (``ovdet bench ov-shapes``)
 
 ``--debug`` anywhere on the command line shows a failing command's traceback.
@@ -41,6 +43,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pretrain-clip": ("ovdet.cli.pretrain_clip", "main", "train a small CLIP teacher"),
     "extract-regions": ("ovdet.cli.extract_regions", "main", "teacher embeddings of proposals"),
     "demo": ("ovdet.cli.demo", "main", "end-to-end OV-Shapes demo"),
+    "models": ("ovdet.cli.models", "main", "list the named models and their metrics"),
+    "serve": ("ovdet.cli.serve", "main", "a local web page to try a model in a browser"),
     "bench": ("ovdet.benchmarks", "main", "benchmarks (ov-shapes)"),
 }
 
