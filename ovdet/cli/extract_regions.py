@@ -20,6 +20,11 @@ no proposals is logged with its path, listed in ``OUT/errors-rank{R}.json`` and 
 retried by the next run. The command prints a JSON summary (images done / skipped / failed,
 regions, seconds, images/s).
 
+RKD's official proposal selection (top 5 after NMS at IoU 0.5 with the "+1" pixel
+convention, one 1.0x crop per box) is ``--top-m 5 --nms 0.5 --nms-legacy-plus-one --scales
+1.0``; the flag is recorded in the store's proposal-source string
+(``|nms_legacy_plus_one=True``), so a store is only ever resumed with the same selection.
+
 The store's teacher identity is ``open_clip:<architecture>:<weights>:<mode>`` (weights: the
 sha256 of a checkpoint file, or the open_clip tag; mode: ``crop-pil``, ``crop-tensor`` or
 ``dense``), so a store is only ever resumed with the same teacher.
@@ -46,7 +51,13 @@ from ovdet.teacher.proposals import ModelProposals, ProposalSource, load_proposa
 from ovdet.utils.device import resolve_device
 from ovdet.utils.io import file_sha256
 
-__all__ = ["build_proposal_model", "build_teacher_model", "load_dataset_dicts", "main"]
+__all__ = [
+    "build_proposal_model",
+    "build_teacher_model",
+    "load_dataset_dicts",
+    "main",
+    "proposal_filters",
+]
 
 
 # ---------------------------------------------------------------------------- building blocks
@@ -168,6 +179,12 @@ def _parser() -> argparse.ArgumentParser:
     props.add_argument("--config", help="detectron2 config (.py LazyConfig or .yaml) of an RPN")
     props.add_argument("--weights", help="weights of --config")
     p.add_argument("--nms", type=float, default=None, help="extra NMS IoU threshold (default off)")
+    p.add_argument(
+        "--nms-legacy-plus-one",
+        action="store_true",
+        help="--nms measures boxes as inclusive pixel ranges (width x1 - x0 + 1), as RKD's "
+        "official proposal selection (MAVL's NMS) does",
+    )
     p.add_argument("--min-size", type=float, default=0.0, help="min proposal size in pixels")
     p.add_argument("--out", required=True, help="region store directory (created or resumed)")
     p.add_argument("--top-m", type=int, default=32, help="proposals per image")
@@ -216,7 +233,22 @@ def _parse(argv: Optional[list[str]]) -> argparse.Namespace:
         parser.error(f"--scales must be comma-separated numbers, got {args.scales!r}")
     if args.top_m < 1:
         parser.error(f"--top-m must be >= 1, got {args.top_m}")
+    if args.nms_legacy_plus_one and args.nms is None:
+        parser.error("--nms-legacy-plus-one changes the IoU of --nms; give --nms too (RKD: 0.5)")
     return args
+
+
+def proposal_filters(args: argparse.Namespace) -> str:
+    """The proposal filters of ``args`` as recorded in the store's proposal-source string.
+
+    ``|nms=...|min_size=...``, plus ``|nms_legacy_plus_one=True`` when the "+1" IoU is used
+    (absent otherwise, so stores written before the flag existed keep their source string and
+    resume).
+    """
+    filters = f"|nms={args.nms}|min_size={args.min_size}"
+    if args.nms_legacy_plus_one:
+        filters += "|nms_legacy_plus_one=True"
+    return filters
 
 
 def _device(spec: Optional[str]) -> str:
@@ -256,10 +288,14 @@ def _worker(args: argparse.Namespace) -> None:
         device=device,
         model_identity=model_identity,
     )
-    filters = f"|nms={args.nms}|min_size={args.min_size}"
+    filters = proposal_filters(args)
     if args.proposals is not None:
         proposals: ProposalSource = load_proposals(
-            args.proposals, top_m=args.top_m, nms_thresh=args.nms, min_size=args.min_size
+            args.proposals,
+            top_m=args.top_m,
+            nms_thresh=args.nms,
+            min_size=args.min_size,
+            nms_legacy_plus_one=args.nms_legacy_plus_one,
         )
         source = f"file:{Path(args.proposals).resolve()}{filters}"
     else:
@@ -270,6 +306,7 @@ def _worker(args: argparse.Namespace) -> None:
             top_m=args.top_m,
             nms_thresh=args.nms,
             min_size=args.min_size,
+            nms_legacy_plus_one=args.nms_legacy_plus_one,
         )
         weights_hash = file_sha256(args.weights)[:16]
         source = f"rpn:{Path(args.config).resolve()}:weights-sha256={weights_hash}{filters}"
@@ -295,6 +332,7 @@ def _worker(args: argparse.Namespace) -> None:
         nms_thresh=args.nms,
         min_size=args.min_size,
         shard_size=args.shard_size,
+        nms_legacy_plus_one=args.nms_legacy_plus_one,
     )
     if args.rank is None and world_size > 1:
         summaries = comm.all_gather(summary)

@@ -4,7 +4,15 @@ A method package (``ovdet/methods/<name>/``) holds the method's modules (heads, 
 its config helpers and its preparation, and registers one :class:`Method` here. Tools read
 the registry instead of keeping their own lists: the OV-Shapes benchmark runs
 ``method.configs["ov_shapes"]`` and prepares ``method.needs``; the tests build every
-registered config and check that it trains with ``method.losses``.
+registered config (defaults, variants and base stages) and check that it trains with exactly
+``method.losses_for(config)``.
+
+Per benchmark a method has one default config, its published recipe (docs/recipes.md), and
+may have variants (e.g. ``"d2_1x"``: ovdet's detectron2-standard recipe) and a base config
+(a detector its default config starts from, trained first: RKD's base model). A config whose
+loss terms or inputs differ from the method's defaults says so in ``config_losses`` /
+``config_needs`` (e.g. HierKD's official instance level on OV-COCO against ViLD-image's L1 on
+OV-Shapes).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 __all__ = [
+    "BENCHMARKS",
     "METHODS",
     "Method",
     "NEEDS",
@@ -28,7 +37,9 @@ __all__ = [
 # inputs a method needs beyond a detection dataset and class text embeddings:
 #   region_targets  teacher region embeddings of proposals (a region store, `extract-regions`)
 #   captions        a text encoder for image captions (the teacher's text tower)
-NEEDS = ("region_targets", "captions")
+#   online_teacher  CLIP image weights for a region teacher run during training (HierKD's
+#                   official instance level)
+NEEDS = ("region_targets", "captions", "online_teacher")
 BENCHMARKS = ("ov_coco", "ov_lvis", "ov_shapes")
 
 _METHODS: dict[str, Method] = {}
@@ -57,15 +68,24 @@ class Method:
         summary: one line.
         source: the paper (or "ovdet" for combinations), as text.
         docs: anchor in ``docs/methods.md``.
-        configs: benchmark (``"ov_coco"``, ``"ov_lvis"``, ``"ov_shapes"``) -> config file,
-            relative to :func:`configs_dir`.
+        configs: benchmark (``"ov_coco"``, ``"ov_lvis"``, ``"ov_shapes"``) -> the default config
+            file, relative to :func:`configs_dir` (on OV-COCO / OV-LVIS: the published recipe,
+            or the closest official one; docs/recipes.md).
         losses: the ``loss_*`` terms the method adds to a detector's own losses in training
-            (a config that loses one of its objectives is caught by the tests).
+            (a config that loses one of its objectives is caught by the tests); the default
+            of every config of the method, see ``config_losses``.
         ensemble: the method scores with ViLD-ensemble's text and image heads.
-        needs: inputs beyond the dataset, from :data:`NEEDS`.
+        needs: inputs beyond the dataset, from :data:`NEEDS`; default of every config, see
+            ``config_needs``.
         prepare: ``prepare(cfg, teacher_checkpoint)``: method-specific settings of a loaded
             config that depend on the teacher (e.g. ViLD-ensemble's image temperature); run
             by tools that know the teacher (the OV-Shapes benchmark) before training.
+        variants: benchmark -> {variant name -> config file}: other recipes of the method
+            (e.g. ``{"ov_coco": {"d2_1x": "ov_coco/vild_r50_fpn_d2_1x.py"}}``).
+        base_configs: benchmark -> config of the detector the default config is initialised
+            from (trained first, without the method's losses), e.g. RKD's base model.
+        config_losses: config file -> its ``loss_*`` terms where they differ from ``losses``.
+        config_needs: config file -> its inputs where they differ from ``needs``.
     """
 
     name: str
@@ -78,29 +98,81 @@ class Method:
     ensemble: bool = False
     needs: frozenset[str] = field(default_factory=frozenset)
     prepare: Callable[[Any, str | os.PathLike], None] | None = None
+    variants: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    base_configs: Mapping[str, str] = field(default_factory=dict)
+    config_losses: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    config_needs: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.needs) - set(NEEDS))
-        if unknown:
-            raise ValueError(f"method {self.name!r}: unknown needs {unknown}; known: {NEEDS}")
-        bad = sorted(set(self.configs) - set(BENCHMARKS))
-        if bad:
+        for needs in (self.needs, *self.config_needs.values()):
+            unknown = sorted(set(needs) - set(NEEDS))
+            if unknown:
+                raise ValueError(f"method {self.name!r}: unknown needs {unknown}; known: {NEEDS}")
+        for what, keys in (
+            ("configs", self.configs),
+            ("variants", self.variants),
+            ("base_configs", self.base_configs),
+        ):
+            bad = sorted(set(keys) - set(BENCHMARKS))
+            if bad:
+                raise ValueError(
+                    f"method {self.name!r}: {what} for unknown benchmarks {bad}; known: "
+                    f"{BENCHMARKS}"
+                )
+        for losses in (self.losses, *self.config_losses.values()):
+            bad_losses = [k for k in losses if not k.startswith("loss_")]
+            if bad_losses:
+                raise ValueError(
+                    f"method {self.name!r}: loss names must start with 'loss_': {bad_losses}"
+                )
+        own = {path for _, _, path in self.all_configs()}
+        stray = sorted((set(self.config_losses) | set(self.config_needs)) - own)
+        if stray:
             raise ValueError(
-                f"method {self.name!r}: configs for unknown benchmarks {bad}; known: {BENCHMARKS}"
-            )
-        bad_losses = [k for k in self.losses if not k.startswith("loss_")]
-        if bad_losses:
-            raise ValueError(
-                f"method {self.name!r}: loss names must start with 'loss_': {bad_losses}"
+                f"method {self.name!r}: config_losses / config_needs name configs the method "
+                f"does not have: {stray}"
             )
 
-    def config_path(self, benchmark: str) -> Path:
-        """Absolute path of the method's config for ``benchmark`` (errors name what is missing)."""
-        if benchmark not in self.configs:
-            raise KeyError(
-                f"method {self.name!r} has no {benchmark} config; it has {sorted(self.configs)}"
-            )
-        path = configs_dir() / self.configs[benchmark]
+    def all_configs(self) -> list[tuple[str, str, str]]:
+        """Every config of the method as ``(benchmark, role, file)``; role is ``"default"``,
+        ``"base"`` or a variant name."""
+        out = [(b, "default", path) for b, path in self.configs.items()]
+        out += [(b, "base", path) for b, path in self.base_configs.items()]
+        out += [
+            (b, variant, path)
+            for b, variants in self.variants.items()
+            for variant, path in variants.items()
+        ]
+        return out
+
+    def losses_for(self, config: str) -> tuple[str, ...]:
+        """The ``loss_*`` terms the method adds when training ``config`` (a file relative to
+        :func:`configs_dir`); a base config trains the detector alone (none)."""
+        if config in self.base_configs.values():
+            return ()
+        return tuple(self.config_losses.get(config, self.losses))
+
+    def needs_for(self, config: str) -> frozenset[str]:
+        """The inputs ``config`` needs beyond the dataset (see ``needs``)."""
+        if config in self.base_configs.values():
+            return frozenset()
+        return frozenset(self.config_needs.get(config, self.needs))
+
+    def config_path(self, benchmark: str, variant: str | None = None) -> Path:
+        """Absolute path of the method's config for ``benchmark``: the default one, or
+        ``variant`` (a variant name, or ``"base"``). Errors name what is missing."""
+        if variant is None or variant == "default":
+            table, where = self.configs, f"{benchmark} config"
+            key = benchmark
+        elif variant == "base":
+            table, where, key = self.base_configs, f"{benchmark} base config", benchmark
+        else:
+            table = self.variants.get(benchmark, {})
+            where, key = f"{benchmark} config variant {variant!r}", variant
+        if key not in table:
+            known = sorted(self.configs) if variant in (None, "default") else sorted(table)
+            raise KeyError(f"method {self.name!r} has no {where}; it has {known}")
+        path = configs_dir() / table[key]
         if not path.is_file():
             raise FileNotFoundError(f"method {self.name!r}: config file {path} not found")
         return path

@@ -41,6 +41,9 @@ __all__ = [
     "hierkd_instance_distiller",
 ]
 
+# configs with HierKD's official instance level (online teacher)
+_OFFICIAL_INSTANCE = ("ov_coco/hierkd_r50_fpn_ss_1x.py", "ov_lvis/hierkd_r50_fpn_mask_1x.py")
+
 _SOURCE = (
     "Ma et al., Open-Vocabulary One-Stage Detection with Hierarchical Visual-Language "
     "Knowledge Distillation, CVPR 2022"
@@ -54,12 +57,24 @@ register_method(
         source=_SOURCE,
         docs="docs/methods.md#hierkd",
         configs={
-            "ov_coco": "ov_coco/hierkd_r50_fpn_1x.py",
-            "ov_lvis": "ov_lvis/hierkd_r50_fpn_mask_4x.py",
+            "ov_coco": "ov_coco/hierkd_r50_fpn_ss_1x.py",
+            "ov_lvis": "ov_lvis/hierkd_r50_fpn_mask_1x.py",
             "ov_shapes": "ov_shapes/hierkd_small.py",
         },
+        variants={
+            "ov_coco": {"d2_1x": "ov_coco/hierkd_r50_fpn_d2_1x.py"},
+            "ov_lvis": {"d2_4x": "ov_lvis/hierkd_r50_fpn_mask_d2_4x.py"},
+        },
+        # OV-Shapes and the d2 variants: ViLD-image's L1 on stored proposals as the instance
+        # level; the official recipes: the official L2 against an online teacher
         losses=("loss_vild_image", "loss_hierkd_global"),
         needs=frozenset({"region_targets", "captions"}),
+        config_losses={
+            path: ("loss_hierkd_instance", "loss_hierkd_global") for path in _OFFICIAL_INSTANCE
+        },
+        config_needs={
+            path: frozenset({"online_teacher", "captions"}) for path in _OFFICIAL_INSTANCE
+        },
     )
 )
 
@@ -71,9 +86,10 @@ register_method(
         source="ovdet (a combination of RKD and " + _SOURCE + ")",
         docs="docs/methods.md#hierkd",
         configs={
-            "ov_coco": "ov_coco/rkd_hierkd_r50_fpn_1x.py",
+            "ov_coco": "ov_coco/rkd_hierkd_r50_fpn_ss_1x.py",
             "ov_shapes": "ov_shapes/rkd_hierkd_small.py",
         },
+        variants={"ov_coco": {"d2_1x": "ov_coco/rkd_hierkd_r50_fpn_d2_1x.py"}},
         losses=("loss_rkd_l1", "loss_rkd_irm", "loss_hierkd_global"),
         needs=frozenset({"region_targets", "captions"}),
     )

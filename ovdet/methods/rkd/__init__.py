@@ -47,9 +47,18 @@ register_method(
         "Representations for Open-Vocabulary Detection, NeurIPS 2022",
         docs="docs/methods.md#rkd",
         configs={
-            "ov_coco": "ov_coco/rkd_r50_fpn_1x.py",
-            "ov_lvis": "ov_lvis/rkd_r50_fpn_mask_4x.py",
+            "ov_coco": "ov_coco/rkd_r50_c4_1x.py",
+            "ov_lvis": "ov_lvis/rkd_r50_fpn_mask_1x.py",
             "ov_shapes": "ov_shapes/rkd_small.py",
+        },
+        # RKD trains a base model first, then adds its objective (two stages)
+        base_configs={
+            "ov_coco": "ov_coco/rkd_base_r50_c4_1x.py",
+            "ov_lvis": "ov_lvis/rkd_base_r50_fpn_mask_1x.py",
+        },
+        variants={
+            "ov_coco": {"d2_1x": "ov_coco/rkd_r50_fpn_d2_1x.py"},
+            "ov_lvis": {"d2_4x": "ov_lvis/rkd_r50_fpn_mask_d2_4x.py"},
         },
         losses=("loss_rkd_l1", "loss_rkd_irm"),
         needs=frozenset({"region_targets"}),

@@ -18,9 +18,13 @@ register_method(
         source="ovdet (a combination of ViLD-ensemble and RKD)",
         docs="docs/methods.md#rkd-ensemble",
         configs={
-            "ov_coco": "ov_coco/rkd_ensemble_r50_fpn_1x.py",
-            "ov_lvis": "ov_lvis/rkd_ensemble_r50_fpn_mask_4x.py",
+            "ov_coco": "ov_coco/rkd_ensemble_r50_fpn_scratch_lsj_180k.py",
+            "ov_lvis": "ov_lvis/rkd_ensemble_r50_fpn_mask_scratch_lsj_180k.py",
             "ov_shapes": "ov_shapes/rkd_ensemble_small.py",
+        },
+        variants={
+            "ov_coco": {"d2_1x": "ov_coco/rkd_ensemble_r50_fpn_d2_1x.py"},
+            "ov_lvis": {"d2_4x": "ov_lvis/rkd_ensemble_r50_fpn_mask_d2_4x.py"},
         },
         losses=("loss_rkd_l1", "loss_rkd_irm"),
         ensemble=True,

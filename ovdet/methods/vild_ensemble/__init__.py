@@ -45,9 +45,13 @@ register_method(
         "Distillation, ICLR 2022",
         docs="docs/methods.md#vild-ensemble",
         configs={
-            "ov_coco": "ov_coco/vild_ensemble_r50_fpn_1x.py",
-            "ov_lvis": "ov_lvis/vild_ensemble_r50_fpn_mask_4x.py",
+            "ov_coco": "ov_coco/vild_ensemble_r50_fpn_scratch_lsj_180k.py",
+            "ov_lvis": "ov_lvis/vild_ensemble_r50_fpn_mask_scratch_lsj_180k.py",
             "ov_shapes": "ov_shapes/vild_ensemble_small.py",
+        },
+        variants={
+            "ov_coco": {"d2_1x": "ov_coco/vild_ensemble_r50_fpn_d2_1x.py"},
+            "ov_lvis": {"d2_4x": "ov_lvis/vild_ensemble_r50_fpn_mask_d2_4x.py"},
         },
         losses=("loss_vild_image",),
         ensemble=True,

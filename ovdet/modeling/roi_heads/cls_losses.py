@@ -23,6 +23,8 @@ from torch import nn
 __all__ = [
     "ClassificationLoss",
     "FederatedClassification",
+    "MASK_FILLS",
+    "MaskedSoftmaxClassification",
     "SigmoidClassification",
     "SoftmaxClassification",
     "federated_class_weights",
@@ -71,6 +73,93 @@ class SoftmaxClassification(ClassificationLoss):
         return F.softmax(scores, dim=-1)
 
 
+# how MaskedSoftmaxClassification treats the logits of masked classes
+MASK_FILLS = ("zero", "exclude")
+
+
+class MaskedSoftmaxClassification(SoftmaxClassification):
+    """Softmax cross-entropy with some training classes masked out (ViLD's ``mask_rare``).
+
+    ViLD trains OV-LVIS with a classifier over all 1203 LVIS classes and masks the rare ones in
+    the loss: tensorflow/tpu ``projects/vild/modeling/vild_losses.py::FastrcnnClassLoss``
+    multiplies the (temperature-scaled) logits by a 0/1 mask of the classes
+    (``frcnn_class_loss.mask_rare: true``, the mask file ``lvis_rare_masks.npy`` holds 0 for the
+    rare classes) before ``softmax_cross_entropy``. A masked class therefore keeps a constant
+    logit of 0 (it still enters the partition function, with no gradient), it is not removed.
+    ``fill="exclude"`` removes it instead (logit -inf). The background column is never masked.
+
+    Inference (:meth:`probs`) is the plain softmax over every class, as in ViLD's
+    post-processing (the mask applies to the training loss only).
+
+    Args:
+        class_mask: (C_train,) bool (or 0/1) with True for the classes that are trained
+            (ViLD: the non-rare classes), False for the masked ones.
+        fill: ``"zero"`` (ViLD's: masked logits become 0) or ``"exclude"`` (masked logits
+            become -inf).
+    """
+
+    def __init__(self, class_mask: torch.Tensor | Sequence[bool], fill: str = "zero") -> None:
+        super().__init__()
+        if fill not in MASK_FILLS:
+            raise ValueError(
+                f"MaskedSoftmaxClassification: fill must be one of {MASK_FILLS}, got {fill!r}"
+            )
+        mask = torch.as_tensor(class_mask)
+        if mask.dim() != 1 or mask.numel() == 0:
+            raise ValueError(
+                "MaskedSoftmaxClassification: class_mask must be a non-empty (C_train,) vector, "
+                f"got shape {tuple(mask.shape)}"
+            )
+        if mask.dtype != torch.bool:
+            if not bool(((mask == 0) | (mask == 1)).all()):
+                raise ValueError("MaskedSoftmaxClassification: class_mask must hold 0/1 or bools")
+            mask = mask.bool()
+        if not bool(mask.any()):
+            raise ValueError("MaskedSoftmaxClassification: class_mask masks every class")
+        self.fill = fill
+        self.register_buffer("class_mask", mask, persistent=False)
+
+    def check(self, num_classes: int) -> None:
+        if self.class_mask.numel() != num_classes:
+            raise ValueError(
+                f"MaskedSoftmaxClassification: class_mask has {self.class_mask.numel()} entries "
+                f"but the training vocabulary has {num_classes} classes"
+            )
+
+    def masked_logits(self, scores: torch.Tensor) -> torch.Tensor:
+        """(R, C + 1) logits with the masked classes' columns set to 0 (or -inf)."""
+        self.check(scores.shape[1] - 1)
+        keep = torch.cat([self.class_mask, self.class_mask.new_ones(1)]).to(scores.device)
+        if self.fill == "zero":
+            return scores * keep.to(scores.dtype)
+        return scores.masked_fill(~keep, float("-inf"))
+
+    def forward(self, scores: torch.Tensor, gt_classes: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of the masked logits over the regions with a label >= 0.
+
+        Args:
+            scores: (R, C + 1) logits, background last.
+            gt_classes: (R,) labels in [0, C] or -1 (ignored); a masked class is not a valid
+                label.
+        """
+        picked = self._valid(scores, gt_classes)
+        if picked is None:
+            return scores.sum() * 0.0
+        scores, gt_classes = picked
+        fg = gt_classes[gt_classes < self.class_mask.numel()]
+        if fg.numel() and not bool(self.class_mask.to(fg.device)[fg].all()):
+            bad = sorted({int(c) for c in fg[~self.class_mask.to(fg.device)[fg]]})
+            raise ValueError(
+                f"MaskedSoftmaxClassification: regions labelled with masked classes {bad[:10]}; "
+                "the mask must keep every class that has training boxes"
+            )
+        return F.cross_entropy(self.masked_logits(scores), gt_classes, reduction="mean")
+
+    def extra_repr(self) -> str:
+        kept = int(self.class_mask.sum())
+        return f"trained={kept}/{self.class_mask.numel()}, fill={self.fill!r}"
+
+
 class SigmoidClassification(ClassificationLoss):
     """Binary cross-entropy on the C foreground columns (background rows: all-zero targets).
 
@@ -82,16 +171,23 @@ class SigmoidClassification(ClassificationLoss):
 
     Args:
         prior_prob: initial foreground probability.
+        use_bias: learn the scalar bias (default). False: no bias at all (the logits are used
+            as they are; ``prior_prob`` is then unused), as RKD's and Detic's OV-COCO
+            classifiers (``MODEL.ROI_BOX_HEAD.USE_BIAS: 0.0``, ``ZeroShotClassifier``).
     """
 
-    def __init__(self, prior_prob: float = 0.01) -> None:
+    def __init__(self, prior_prob: float = 0.01, use_bias: bool = True) -> None:
         super().__init__()
         if not 0.0 < prior_prob < 1.0:
             raise ValueError(
                 f"{type(self).__name__}: prior_prob must be in (0, 1), got {prior_prob}"
             )
         self.prior_prob = float(prior_prob)
-        self.bias = nn.Parameter(torch.tensor(-math.log((1.0 - prior_prob) / prior_prob)))
+        self.use_bias = bool(use_bias)
+        if self.use_bias:
+            self.bias = nn.Parameter(torch.tensor(-math.log((1.0 - prior_prob) / prior_prob)))
+        else:
+            self.register_buffer("bias", torch.zeros(()), persistent=False)
 
     def columns(self, gt_classes: torch.Tensor, num_classes: int) -> torch.Tensor | None:
         """Foreground columns that enter the loss; None: all of them."""
@@ -127,7 +223,7 @@ class SigmoidClassification(ClassificationLoss):
         return torch.cat([fg, fg.new_zeros((fg.shape[0], 1))], dim=1)
 
     def extra_repr(self) -> str:
-        return f"prior_prob={self.prior_prob}"
+        return f"prior_prob={self.prior_prob}, use_bias={self.use_bias}"
 
 
 def federated_class_weights(counts: Sequence[float] | torch.Tensor, power: float = 0.5):
@@ -202,6 +298,7 @@ class FederatedClassification(SigmoidClassification):
             ``federated_class_weights(image_counts, 0.5)``.
         num_sampled: classes per iteration (Detic: 50).
         prior_prob: initial foreground probability of the bias.
+        use_bias: see :class:`SigmoidClassification`.
     """
 
     def __init__(
@@ -209,8 +306,9 @@ class FederatedClassification(SigmoidClassification):
         class_weights: torch.Tensor | Sequence[float],
         num_sampled: int = 50,
         prior_prob: float = 0.01,
+        use_bias: bool = True,
     ) -> None:
-        super().__init__(prior_prob)
+        super().__init__(prior_prob, use_bias)
         w = torch.as_tensor(class_weights, dtype=torch.float32).flatten()
         if w.numel() == 0 or (w < 0).any():
             raise ValueError(
@@ -238,4 +336,7 @@ class FederatedClassification(SigmoidClassification):
         )
 
     def extra_repr(self) -> str:
-        return f"num_sampled={self.num_sampled}, prior_prob={self.prior_prob}"
+        return (
+            f"num_sampled={self.num_sampled}, prior_prob={self.prior_prob}, "
+            f"use_bias={self.use_bias}"
+        )

@@ -1,0 +1,24 @@
+"""ViLD (ViLD-text + ViLD-image distillation) on OV-COCO, R50-FPN, detectron2's standard 1x.
+
+ovdet's detectron2-standard variant (ViLD's own recipe: ``vild_r50_fpn_scratch_lsj_180k.py``;
+both side by side in docs/recipes.md). L = L_text + 0.5 * L_image, L_image = mean over the
+stored top-32 RPN proposals of ||e_r - v_r||_1 with v_r = normalise(CLIP(crop 1.0x) +
+CLIP(crop 1.5x)) (docs/methods.md#vild-image-and-vild). ViLD distils up to 300 proposals per
+image; this variant's store holds 32 (``ov_coco_train_base_vitb32_top32``).
+Teacher targets are read offline from a region store (configs/common/distill_paths.py gives
+the ``ovdet extract-regions`` command that writes it); an image missing from the store trains
+without distillation, is counted and logged, and more than 1% missing stops training.
+Trusted input: executed Python.
+"""
+
+from ovdet.data.teacher_mapper import TeacherTargetsMapper
+from ovdet.methods.vild import vild_distiller
+
+from ..common.distill_paths import OV_COCO_STORE_TOP32
+from .vild_text_r50_fpn_d2_1x import dataloader, lr_multiplier, model, optimizer, train
+
+model.distillers = [vild_distiller()]
+dataloader.train.mapper._target_ = TeacherTargetsMapper
+dataloader.train.mapper.store = OV_COCO_STORE_TOP32
+dataloader.train.mapper.missing = "empty"
+train.output_dir = "./output/ov_coco/vild_r50_fpn_d2_1x"
