@@ -1,9 +1,10 @@
 """The embedded demo: text-prompted open-vocabulary detection on fresh OV-Shapes images.
 
 :func:`run_demo` generates a few OV-Shapes validation images with a seed the shipped models
-never saw, loads the shipped small CLIP teacher text tower and ViLD-text detector
-(``ovdet/assets/ov_shapes``, made by ``ovdet bench ov-shapes --export-demo``; nothing is
-trained here), detects a vocabulary that includes the novel classes -- classes the detector
+never saw, loads a named model through the registry (:mod:`ovdet.model_zoo`; by default the
+best shipped one, ``DEFAULT_MODEL``: a small CLIP teacher's text tower and an RKD-ensemble
+detector in ``ovdet/assets/models/``, made by ``ovdet bench ov-shapes --export-demo``; nothing
+is trained here), detects a vocabulary that includes the novel classes -- classes the detector
 never saw a box of -- and writes::
 
     OUT/images/val/*.png          the generated images
@@ -34,9 +35,10 @@ from PIL import Image
 from ovdet.data.synthetic import OVShapesConfig, generate_ov_shapes
 from ovdet.evaluation import evaluate_coco_results
 from ovdet.evaluation.results import detections_to_coco_results
-from ovdet.model_zoo.assets import DemoBundle, load_demo_assets
+from ovdet.model_zoo import LoadedModel, get_model, read_manifest
 from ovdet.predictor import OVPredictor
 from ovdet.utils.device import resolve_device
+from ovdet.utils.errors import InputError
 from ovdet.utils.image import load_image
 from ovdet.utils.io import write_json
 from ovdet.utils.visualize import compose_panels, draw_detections
@@ -83,33 +85,34 @@ def make_images(
 
 
 def build_predictor(
-    bundle: DemoBundle,
+    loaded: LoadedModel,
     vocabulary: Sequence[str] | None,
     *,
     device: str,
     score_thresh: float,
 ) -> tuple[OVPredictor, list[str]]:
-    """The predictor over the shipped detector, with ``vocabulary`` set.
+    """The predictor over a loaded bundle's detector, with ``vocabulary`` set.
 
     The names are encoded by the teacher's text tower (the model caches the embeddings).
 
     Args:
-        bundle: the loaded demo assets.
-        vocabulary: class names to detect; None or empty for every class of the assets.
+        loaded: the loaded model (``get_model(...).load()``).
+        vocabulary: class names to detect; None or empty for every class of the model.
         device: a resolved device ("cpu", "cuda", ...).
         score_thresh: lowest score returned.
 
     Returns:
         ``(predictor, vocabulary)``.
     """
-    vocab = list(vocabulary) if vocabulary else bundle.classes
-    size = bundle.image_size
+    vocab = list(vocabulary) if vocabulary else list(loaded.spec.classes or [])
+    size = loaded.spec.image_size
     predictor = OVPredictor(
-        bundle.model,
+        loaded.model,
         device=device,
         score_thresh=score_thresh,
-        resize=T.ResizeShortestEdge([size, size], max_size=size),
+        resize=loaded.resize or T.ResizeShortestEdge([size, size], max_size=size),
     )
+    predictor.spec = loaded.spec
     predictor.set_vocabulary(vocab)
     return predictor, vocab
 
@@ -262,7 +265,7 @@ def run_demo(
     device: str = "auto",
     score_thresh: float = 0.05,
     show_thresh: float = 0.3,
-    assets: str | Path | None = None,
+    model: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the demo (see the module docstring).
 
@@ -274,28 +277,37 @@ def run_demo(
         device: "auto", "cpu" or "cuda".
         score_thresh: lowest score kept in ``results.json`` (and scored by AP).
         show_thresh: lowest score drawn and listed in the summary.
-        assets: assets folder (default: the shipped ``ovdet/assets/ov_shapes``).
+        model: an OV-Shapes bundle: a name (``ovdet models``) or a bundle folder; default
+            the best shipped model (``ovdet.model_zoo.DEFAULT_MODEL``).
 
     Returns:
         ``{"metrics": {"AP50", "AP50_base", "AP50_novel", ...}, "images": [per-image dicts:
         file, objects, detections (name, score, box XYXY, novel)], "vocabulary", "novel",
-        "seed", "outputs": {name: path}, "time_s"}``.
+        "seed", "model": {"name", "description", "path", "metrics" (measured on its training
+        run's val split, as shipped)}, "outputs": {name: path}, "time_s"}``.
 
     Raises:
-        ValueError: ``num_images`` < 1, or assets that fail their checksums.
+        ValueError: ``num_images`` < 1, a model that is not an OV-Shapes bundle, or a bundle
+            that fails its checksums.
     """
     start = time.perf_counter()
     if num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {num_images}")
     out = Path(out)
     device = resolve_device(device)
-    bundle = load_demo_assets(assets, device=device)
-    novel = set(bundle.novel)
+    spec = get_model(model)
+    if spec.kind != "bundle" or not spec.classes:
+        raise InputError(
+            f"the demo runs OV-Shapes bundles (`ovdet models` lists them); {spec.name} is a "
+            f"{spec.kind} ({spec.path}): try it with `ovdet detect --model {spec.name}`"
+        )
+    loaded = spec.load(device=device)
+    novel = set(spec.novel)
 
     gt = make_images(
-        out, num_images=num_images, seed=seed, generator=bundle.manifest.get("generator")
+        out, num_images=num_images, seed=seed, generator=read_manifest(spec.path).get("generator")
     )
-    predictor, vocab = build_predictor(bundle, vocabulary, device=device, score_thresh=score_thresh)
+    predictor, vocab = build_predictor(loaded, vocabulary, device=device, score_thresh=score_thresh)
     gt, name_to_id = add_vocabulary_categories(gt, vocab)
     category_ids = [name_to_id[name] for name in vocab]  # vocabulary row -> category id
     gt_path = out / "ground_truth.json"
@@ -331,7 +343,7 @@ def run_demo(
     results_path = out / "results.json"
     write_json(results_path, results, newline=False)
 
-    metrics = score_results(gt_path, gt, results, bundle.novel)
+    metrics = score_results(gt_path, gt, results, spec.novel)
     metrics_path = out / "metrics.json"
     write_json(metrics_path, metrics, indent=2)
     return {
@@ -340,6 +352,12 @@ def run_demo(
         "vocabulary": vocab,
         "novel": sorted(novel & set(vocab)),
         "seed": seed,
+        "model": {
+            "name": spec.name,
+            "description": spec.description,
+            "path": str(spec.path),
+            "metrics": dict(spec.metrics),
+        },
         "outputs": {
             "vis": str(vis_dir),
             "results": str(results_path),

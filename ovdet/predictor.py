@@ -1,7 +1,9 @@
 """User API for text-prompted detection: :class:`OVPredictor`.
 
 from ovdet.predictor import OVPredictor
-predictor = OVPredictor.from_config("configs/ov_coco/vild_text_r50_fpn_1x.py", "model.pth")
+predictor = OVPredictor.from_pretrained()          # the best shipped model (ovdet models)
+cfg = "configs/ov_coco/vild_text_r50_fpn_scratch_lsj_180k.py"
+predictor = OVPredictor.from_config(cfg, "model.pth")  # your own checkpoint
 out = predictor.predict("street.jpg", vocabulary=["bus", "traffic cone", "dog"])
 out["boxes"]        # (N, 4) float32, XYXY in original image pixels
 out["scores"]       # (N,) float32, descending
@@ -49,6 +51,16 @@ def check_score_thresh(value: Any, where: str = "score_thresh") -> float:
     return value
 
 
+def _lower_model_score_thresh(model: torch.nn.Module, score_thresh: float) -> None:
+    """The model drops boxes below its own test threshold before the predictor sees them:
+    lower it to ``score_thresh`` when that is lower (as :meth:`OVPredictor.from_config`
+    does through the config)."""
+    box_predictor = getattr(getattr(model, "roi_heads", None), "box_predictor", None)
+    current = getattr(box_predictor, "test_score_thresh", None)
+    if current is not None and score_thresh < float(current):
+        box_predictor.test_score_thresh = score_thresh
+
+
 def _test_resize(augmentations: list) -> T.Augmentation | None:
     """The resize among a config's test-time augmentations, if any."""
     for aug in augmentations:
@@ -71,6 +83,9 @@ class OVPredictor:
         device: where to run; defaults to the model's device.
         score_thresh: drop detections scoring below this (applied after the model's own).
         input_format: "RGB" or "BGR", the channel order the model expects.
+        sam: a :class:`~ovdet.modeling.sam.BoxPromptedSAM` (moved to ``device``): the
+            ``masks`` of the final detections come from SAM prompted with their boxes,
+            replacing the model's own (with ``mask_scores``, SAM's predicted IoUs).
     """
 
     def __init__(
@@ -83,6 +98,7 @@ class OVPredictor:
         score_thresh: float = 0.0,
         input_format: str | None = None,
         resize: T.Augmentation | None = None,
+        sam: Any = None,
     ) -> None:
         self.model = model.eval()
         if device is not None:
@@ -93,6 +109,8 @@ class OVPredictor:
         self.input_format = input_format or getattr(model, "input_format", "BGR")
         if self.input_format not in ("RGB", "BGR"):
             raise ValueError(f"input_format must be 'RGB' or 'BGR', got {self.input_format!r}")
+        self.spec = None  # the named model's ModelSpec (from_pretrained)
+        self.sam = None if sam is None else sam.to(self.device)
 
     @classmethod
     def from_config(
@@ -131,6 +149,51 @@ class OVPredictor:
         model, cfg = model_from_config(cfg, weights, device=device)
         kwargs.setdefault("resize", _test_resize(test_augmentations(cfg)))
         return cls(model, **kwargs)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name: str | Any | None = None,
+        *,
+        device: str | None = "auto",
+        vocabulary: Sequence[str] | None = None,
+        **kwargs,
+    ) -> OVPredictor:
+        """A named model (``ovdet models``): a shipped bundle, a model card of
+        ``$OVDET_MODELS``, or a bundle folder / card file by path. Nothing is downloaded.
+
+        Args:
+            name: the model's name or path, or a ``ModelSpec``; None for the best shipped
+                model (``ovdet.model_zoo.DEFAULT_MODEL``).
+            device: "auto" (default: CUDA when available), "cuda", "cpu", ...
+            vocabulary: class names to detect; default the model's classes
+                (``predictor.spec.classes``).
+            kwargs: :class:`OVPredictor` arguments (``score_thresh``, ...); the test-time
+                resize defaults to the one the model was trained for.
+
+        Returns:
+            The predictor, with ``spec`` the model's ``ModelSpec``.
+
+        Raises:
+            UnknownModelError: an unknown name (the message lists the known ones).
+            FileNotFoundError, InputError: a missing or broken bundle or card (named).
+        """
+        from ovdet.model_zoo import get_model
+
+        score_thresh = kwargs.get("score_thresh")
+        if score_thresh is not None:
+            check_score_thresh(score_thresh)
+        spec = get_model(name)
+        loaded = spec.load(device=device or "auto")
+        if score_thresh is not None:
+            _lower_model_score_thresh(loaded.model, float(score_thresh))
+        if loaded.resize is not None:
+            kwargs.setdefault("resize", loaded.resize)
+        predictor = cls(loaded.model, **kwargs)
+        predictor.spec = spec
+        if vocabulary is not None:
+            predictor.set_vocabulary(vocabulary)
+        return predictor
 
     @property
     def vocabulary(self) -> list[str]:
@@ -250,7 +313,14 @@ class OVPredictor:
             return []
         inputs = [self._prepare(img) for img in images]
         outputs = self.model(inputs)
-        return [self._format(o["instances"], thresh) for o in outputs]
+        results = [self._format(o["instances"], thresh) for o in outputs]
+        if self.sam is not None:  # SAM's masks for the final boxes
+            from ovdet.modeling.sam import masks_for_detections
+
+            results = [
+                masks_for_detections(self.sam, load_image(i), r) for i, r in zip(images, results)
+            ]
+        return results
 
     def predict(
         self,
@@ -272,8 +342,9 @@ class OVPredictor:
         Returns:
             dict with ``boxes`` (N, 4) XYXY float32 in original pixels, ``scores`` (N,),
             ``labels`` (N,) vocabulary indices, ``class_names`` (N names), ``image_size``
-            (H, W), and ``masks`` (N, H, W) bool when the model predicts masks. Sorted by
-            descending score.
+            (H, W), and ``masks`` (N, H, W) bool when the model predicts masks or the
+            predictor has a ``sam`` (then also ``mask_scores`` (N,)). Sorted by descending
+            score.
 
         Raises:
             ImageReadError: the image cannot be read or converted (the message names it).

@@ -1,5 +1,5 @@
-"""``ovdet demo`` runs in-process with the shipped assets (no training) and writes its outputs:
-pinned AP50 of the shipped detector, two-panel enlarged PNGs, JSON files that agree."""
+"""``ovdet demo`` runs in-process with the default shipped model (no training) and writes its
+outputs: pinned AP50 of that detector, two-panel enlarged PNGs, JSON files that agree."""
 
 from __future__ import annotations
 
@@ -17,14 +17,15 @@ from pycocotools.coco import COCO
 from ovdet.cli import main as cli
 from ovdet.cli.demo import build_parser, format_table
 from ovdet.demo import run_demo
-from ovdet.model_zoo.assets import default_assets_dir, verify_assets
+from ovdet.model_zoo import DEFAULT_MODEL, get_model, shipped_models_dir, verify_bundle
 from ovdet.utils.visualize import PANEL_GAP, title_bar_height, upscale_factor
 
-# Measured on CPU with the default run (6 images, seed 1; deterministic): box AP50 all 73.3,
-# base 72.8, novel 75.0. The floors sit a little under them: a drop means the shipped assets,
-# the predictor or the scoring changed.
-AP50_BASE_FLOOR = 70.0
-AP50_NOVEL_FLOOR = 70.0
+# Measured on CPU with the default run and the default model ov-shapes-rkd-ensemble (6 images,
+# seed 1; deterministic): box AP50 all 91.2, base 89.6, novel 95.9 (the former default,
+# ov-shapes-vild-text: 73.3 / 72.8 / 75.0). The floors sit a little under them: a drop means
+# the shipped model, the predictor or the scoring changed.
+AP50_BASE_FLOOR = 86.0
+AP50_NOVEL_FLOOR = 90.0
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +38,12 @@ def demo_run(tmp_path_factory):
     return out, json.loads(buf.getvalue())
 
 
-def test_shipped_assets_are_small_and_intact():
-    manifest = verify_assets(default_assets_dir())
-    assert sum(f["bytes"] for f in manifest["files"].values()) < 8e6
+def test_default_model_is_small_and_intact():
+    manifest = verify_bundle(get_model().path)
+    assert sum(f["bytes"] for f in manifest["files"].values()) < 12e6
     assert manifest["novel"] and set(manifest["novel"]) < set(manifest["classes"])
     assert manifest["command"].startswith("ovdet bench ov-shapes")
+    assert manifest["name"] == DEFAULT_MODEL
 
 
 def test_demo_cli_keeps_its_options():
@@ -54,11 +56,13 @@ def test_demo_cli_keeps_its_options():
         "--device",
         "--score-thresh",
         "--show-thresh",
-        "--assets",
+        "--model",
         "--json",
     }
     args = build_parser().parse_args(["--vocab", "red circle, blue star,"])
     assert args.vocab == ["red circle", "blue star"] and args.num_images == 6
+    assert args.model is None  # the default model
+    assert build_parser().parse_args(["--assets", "DIR"]).model == "DIR"  # its former name
 
 
 def test_demo_ap50_of_the_shipped_model(demo_run):
@@ -73,6 +77,11 @@ def test_demo_ap50_of_the_shipped_model(demo_run):
     table = format_table(summary, 0.3)
     assert f"base {metrics['AP50_base']:.1f}" in table
     assert f"novel* {metrics['AP50_novel']:.1f}" in table
+    # the model used, and its own measured metrics, are printed
+    spec = get_model()
+    assert summary["model"]["name"] == DEFAULT_MODEL and summary["model"]["path"] == str(spec.path)
+    assert f"model: {DEFAULT_MODEL}: {spec.description}" in table
+    assert f"base {spec.metrics['AP50_base']:.1f}  novel* {spec.metrics['AP50_novel']:.1f}" in table
 
 
 def test_demo_pngs_show_ground_truth_beside_prediction(demo_run):
@@ -141,11 +150,13 @@ def test_demo_custom_vocabulary(tmp_path):
     assert (tmp_path / "demo" / "vis" / "000001.png").is_file()
 
 
-def test_demo_rejects_corrupt_assets(tmp_path):
-    assets = tmp_path / "assets"
-    shutil.copytree(default_assets_dir(), assets)
-    data = bytearray((assets / "detector.safetensors").read_bytes())
+def test_demo_with_another_bundle_and_a_corrupt_one(tmp_path):
+    bundle = tmp_path / "bundle"
+    shutil.copytree(shipped_models_dir() / "ov-shapes-vild-text", bundle)
+    summary = run_demo(tmp_path / "demo", num_images=1, model=bundle, device="cpu")
+    assert summary["model"]["name"] == "ov-shapes-vild-text"
+    data = bytearray((bundle / "detector.safetensors").read_bytes())
     data[-1] ^= 0xFF
-    (assets / "detector.safetensors").write_bytes(bytes(data))
+    (bundle / "detector.safetensors").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256"):
-        run_demo(tmp_path / "demo", num_images=1, assets=assets, device="cpu")
+        run_demo(tmp_path / "demo2", num_images=1, model=bundle, device="cpu")

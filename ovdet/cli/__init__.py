@@ -8,6 +8,7 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet env                 versions of torch/CUDA, detectron2 (compiled or fallback), ...
     ovdet embed-text          encode a vocabulary into a (C, D) classifier file
     ovdet detect              text-prompted detection on images / folders / globs
+    ovdet pseudo-label        pseudo-boxes (and SAM masks) of many images as one COCO json
     ovdet train               train from a LazyConfig (detectron2 launch, multi-GPU/node)
     ovdet eval                evaluate a trained model on its config's test dataset
     ovdet evaluate            score a COCO-format results json against ground truth
@@ -36,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "env": ("ovdet.compat.env", "main", "print versions and the detectron2 install kind"),
     "embed-text": ("ovdet.cli.embed_text", "main", "encode a vocabulary to a .npy/.pt file"),
     "detect": ("ovdet.cli.detect", "main", "text-prompted detection on images"),
+    "pseudo-label": ("ovdet.cli.pseudo_label", "main", "pseudo-boxes as one COCO json"),
     "train": ("ovdet.cli.train", "main", "train from a LazyConfig"),
     "eval": ("ovdet.cli.train", "eval_main", "evaluate a model from a LazyConfig"),
     "evaluate": ("ovdet.cli.evaluate", "main", "score COCO results against GT"),

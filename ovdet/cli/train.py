@@ -2,7 +2,7 @@
 
 Runs on one process, or on many GPUs / machines through detectron2's :func:`launch`::
 
-    ovdet train --config-file configs/ov_coco/vild_text_r50_fpn_1x.py --num-gpus 8
+    ovdet train --config-file configs/ov_coco/vild_text_r50_fpn_scratch_lsj_180k.py --num-gpus 8
     ovdet train --config-file CFG --num-machines 2 --machine-rank 0 --dist-url tcp://host:port
     ovdet train --config-file CFG --resume           # continue from output_dir/last_checkpoint
     ovdet eval  --config-file CFG train.init_checkpoint=model_final.pth
@@ -31,7 +31,7 @@ from ovdet.utils.errors import InputError
 __all__ = ["eval_main", "main", "run"]
 
 _EPILOG = """examples:
-  ovdet train --config-file configs/ov_coco/vild_text_r50_fpn_1x.py --num-gpus 8
+  ovdet train --config-file configs/ov_coco/vild_text_r50_fpn_scratch_lsj_180k.py --num-gpus 8
   ovdet train --config-file CFG train.max_iter=6 --resume   # newest intact checkpoint
   ovdet eval  --config-file CFG train.init_checkpoint=output/run/model_final.pth
 

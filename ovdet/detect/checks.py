@@ -120,14 +120,19 @@ def compare_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between two runs' ``run.json`` (settings and images); [] when the same."""
     diffs: list[str] = []
     o, n = old.get("settings", {}), new["settings"]
-    oc, nc = o.get("config") or {}, n["config"]
-    if oc.get("sha256") != nc["sha256"]:
-        diffs.append(f"config: {oc.get('file')} vs {nc['file']} (other content)")
-    if oc.get("overrides") != nc["overrides"]:
-        diffs.append(f"config overrides: {oc.get('overrides')} vs {nc['overrides']}")
-    ow, nw = o.get("weights") or {}, n["weights"] or {}
-    if ow.get("sha256") != nw.get("sha256"):
-        diffs.append(f"weights: {ow.get('file')} vs {nw.get('file')} (other content)")
+    om, nm = o.get("model"), n.get("model")
+    if om is not None or nm is not None:  # a named model: its identity covers its files
+        if (om or {}).get("sha256") != (nm or {}).get("sha256"):
+            diffs.append(f"model: {_model_label(om)} vs {_model_label(nm)}")
+    else:
+        oc, nc = o.get("config") or {}, n["config"]
+        if oc.get("sha256") != nc["sha256"]:
+            diffs.append(f"config: {oc.get('file')} vs {nc['file']} (other content)")
+        if oc.get("overrides") != nc["overrides"]:
+            diffs.append(f"config overrides: {oc.get('overrides')} vs {nc['overrides']}")
+        ow, nw = o.get("weights") or {}, n["weights"] or {}
+        if ow.get("sha256") != nw.get("sha256"):
+            diffs.append(f"weights: {ow.get('file')} vs {nw.get('file')} (other content)")
     ov, nv = o.get("vocabulary") or {}, n["vocabulary"]
     if ov.get("names") != nv["names"]:
         names = ov.get("names") or []
@@ -145,6 +150,9 @@ def compare_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         diffs.append(f"score threshold: {o.get('score_thresh')} vs {n['score_thresh']}")
     if o.get("vis") != n["vis"]:
         diffs.append(f"visualisation: {_onoff(o.get('vis'))} vs {_onoff(n['vis'])}")
+    osam, nsam = o.get("sam") or {}, n.get("sam") or {}
+    if (osam.get("type"), osam.get("sha256")) != (nsam.get("type"), nsam.get("sha256")):
+        diffs.append(f"SAM (--sam): {osam.get('spec', 'none')} vs {nsam.get('spec', 'none')}")
     old_paths = [(i.get("id"), i.get("path")) for i in old.get("images", [])]
     new_paths = [(i["id"], i["path"]) for i in new["images"]]
     if old_paths != new_paths:
@@ -159,6 +167,13 @@ def compare_settings(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             f"{first + 1}: {a} vs {b}"
         )
     return diffs
+
+
+def _model_label(model: dict[str, Any] | None) -> str:
+    if model is None:
+        return "--config/--weights"
+    sha = str(model.get("sha256"))[:12]
+    return f"{model.get('name')} ({model.get('kind')} {model.get('path')}, sha256 {sha})"
 
 
 def _short(names: Sequence[str]) -> str:

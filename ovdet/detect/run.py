@@ -32,7 +32,10 @@ from .layout import (
 
 
 # ---------------------------------------------------------------------- the run
-def _image_list(inputs: Sequence[str], out: Path) -> list[dict[str, Any]]:
+def image_list(inputs: Sequence[str], out: Path) -> list[dict[str, Any]]:
+    """The images of ``--input`` (files, folders, globs) as ``{"id", "file_name", "path"}``,
+    ids 1..N in input order, leaving out the pictures in ``out``'s ``vis/`` (also used by
+    ``ovdet pseudo-label``)."""
     from ovdet.utils.image import list_images
 
     if not inputs:
@@ -51,7 +54,9 @@ def _image_list(inputs: Sequence[str], out: Path) -> list[dict[str, Any]]:
     return images
 
 
-def _file_identity(path: str | os.PathLike, option: str) -> dict[str, str]:
+def file_identity(path: str | os.PathLike, option: str) -> dict[str, str]:
+    """``{"file", "sha256"}`` of a run's input file; a missing file or a folder is refused
+    naming ``option``."""
     p = Path(path).expanduser()
     if not p.exists():
         raise FileNotFoundError(f"{option} {p} not found")
@@ -99,10 +104,45 @@ def _finalise(out: Path, manifest: dict[str, Any], journal: Journal) -> dict[str
     return {"images": len(coco_images), "failed": len(errors), "detections": len(results)}
 
 
+def model_choice(
+    model: str | os.PathLike | None,
+    config: str | os.PathLike | None,
+    weights: str | os.PathLike | None,
+    overrides: Sequence[str],
+):
+    """The named model of the run (its ``ModelSpec``), or None for a --config run."""
+    if model is None and (config is not None or weights is not None):
+        if config is None:
+            raise InputError(
+                "--weights needs --config (the LazyConfig of that checkpoint); or use a named "
+                "model: --model NAME (`ovdet models` lists them)"
+            )
+        if weights is None:
+            raise InputError(
+                "--weights is required: the detector's checkpoint (a model without weights "
+                "detects at random)"
+            )
+        return None
+    if config is not None or weights is not None:
+        raise InputError(
+            "--model and --config/--weights exclude each other: a named model brings its own "
+            "config and weights; give one or the other"
+        )
+    if overrides:
+        raise InputError(
+            f"config overrides {list(overrides)} need --config: a named model runs as it was "
+            "made (register a variant with a model card and its 'overrides')"
+        )
+    from ovdet.model_zoo import get_model
+
+    return get_model(model)  # None: the best shipped model
+
+
 def run_detect(
     *,
-    config: str | os.PathLike,
-    weights: str | os.PathLike,
+    config: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    model: str | os.PathLike | None = None,
     inputs: Sequence[str],
     output: str | os.PathLike,
     vocab: str | None = None,
@@ -116,18 +156,23 @@ def run_detect(
     vis: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    sam: str | None = None,
 ) -> dict[str, Any]:
     """Detect the vocabulary in every input image, writing and resuming as described in the
     module docstring.
 
     Args:
-        config: LazyConfig file (trusted: executed).
-        weights: the model checkpoint (required: a detector without weights is random).
+        config: LazyConfig file (trusted: executed); with ``weights``, instead of ``model``.
+        weights: the model checkpoint (required with ``config``: a detector without weights
+            is random).
+        model: a named model (:func:`ovdet.model_zoo.get_model`: a name, a bundle folder or
+            a model card); with neither ``config`` nor ``model``, the best shipped model.
         inputs: image files, folders (recursive) or glob patterns.
         output: output folder.
         vocab, vocab_file, embeddings, names_file: the vocabulary; exactly one of ``vocab``
             (names: ``"cat,dog"`` or a built-in name), ``vocab_file`` (names file) or
-            ``embeddings`` (+ ``names_file``, default its ``.names.txt`` sidecar).
+            ``embeddings`` (+ ``names_file``, default its ``.names.txt`` sidecar); none with
+            a named model: its classes.
         overrides: config ``key=value`` overrides.
         score_thresh: keep detections scoring at least this, in [0, 1].
         batch_size: images per forward pass (>= 1).
@@ -135,10 +180,13 @@ def run_detect(
         vis: draw each image's detections to ``vis/``.
         overwrite: delete the outputs of another run in ``output`` and start over.
         progress: show a progress bar on stderr.
+        sam: a SAM spec (``TYPE:CHECKPOINT`` or a checkpoint path,
+            :func:`ovdet.modeling.sam.sam_from_spec`): the masks come from SAM prompted with
+            the detected boxes. Loaded and checked before any image.
 
     Returns:
         ``{"images": read, "failed": unreadable, "detections": N, "resumed": images done by
-        an earlier run, "output": folder}``.
+        an earlier run, "output": folder}`` (and ``"model"``: its name, for a named model).
 
     Raises:
         InputError (and FileNotFoundError, ValueError, TypeError, IsADirectoryError): a bad
@@ -150,28 +198,44 @@ def run_detect(
     score_thresh = check_score_thresh(score_thresh, "--score-thresh")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
-    if weights is None:
-        raise InputError(
-            "--weights is required: the detector's checkpoint (a model without weights "
-            "detects at random)"
+    spec = model_choice(model, config, weights, overrides)
+    if spec is not None and (vocab, vocab_file, embeddings, names_file) == (None,) * 4:
+        if not spec.classes:
+            raise InputError(
+                f"model {spec.name} ({spec.path}) names no default vocabulary: give --vocab "
+                "NAMES, --vocab-file FILE or --embeddings FILE"
+            )
+        names, emb = list(spec.classes), None
+        vocab_identity = {"names": names, "embeddings": None}
+    else:
+        names, emb, vocab_identity = resolve_detect_vocabulary(
+            vocab=vocab, vocab_file=vocab_file, embeddings=embeddings, names_file=names_file
         )
-    names, emb, vocab_identity = resolve_detect_vocabulary(
-        vocab=vocab, vocab_file=vocab_file, embeddings=embeddings, names_file=names_file
-    )
-    config_identity = _file_identity(config, "--config")
-    weights_identity = _file_identity(weights, "--weights")
+    if spec is None:
+        config_identity = file_identity(config, "--config")
+        weights_identity: dict[str, str] | None = file_identity(weights, "--weights")
+    else:  # the model's files are checked (checksums, card fields) and recorded as one
+        config_identity, weights_identity = {"file": None, "sha256": None}, None
     out = Path(output).expanduser()
-    images = _image_list(inputs, out)
+    images = image_list(inputs, out)
     check_output_folder(out, vis=vis)
+    sam_model, sam_identity = (None, None)
+    if sam is not None:  # checked (type, file, fit) and loaded before any image
+        from ovdet.modeling.sam import BoxPromptedSAM, sam_from_spec
+
+        sam_model, sam_identity = sam_from_spec(sam)
+        sam_model = BoxPromptedSAM(sam_model)
     manifest = {
         "format": FORMAT,
         "version": VERSION,
         "settings": {
             "config": dict(config_identity, overrides=list(overrides)),
             "weights": weights_identity,
+            "model": None if spec is None else spec.identity(),
             "vocabulary": vocab_identity,
             "score_thresh": score_thresh,
             "vis": bool(vis),
+            "sam": sam_identity,
         },
         "images": images,
         "execution": {"batch_size": batch_size, "device": device or "auto"},
@@ -205,13 +269,19 @@ def run_detect(
             )
 
     # 2. the model, its weights and the vocabulary
-    predictor = OVPredictor.from_config(
-        str(config),
-        str(weights),
-        overrides=list(overrides),
-        device=device or "auto",
-        score_thresh=score_thresh,
-    )
+    if spec is None:
+        predictor = OVPredictor.from_config(
+            str(config),
+            str(weights),
+            overrides=list(overrides),
+            device=device or "auto",
+            score_thresh=score_thresh,
+            sam=sam_model,
+        )
+    else:
+        predictor = OVPredictor.from_pretrained(
+            spec, device=device or "auto", score_thresh=score_thresh, sam=sam_model
+        )
     try:
         if emb is not None:
             predictor.set_vocabulary(emb, names=names)
@@ -238,10 +308,13 @@ def run_detect(
             "already done",
             file=sys.stderr,
         )
+    novel = frozenset(spec.novel if spec is not None else ())
     _detect_images(predictor, todo, names, out, journal, batch_size, score_thresh, vis, progress,
-                   total=len(manifest["images"]), initial=len(done))  # fmt: skip
+                   total=len(manifest["images"]), initial=len(done), novel=novel)  # fmt: skip
     summary = _finalise(out, manifest, journal)
     summary.update(resumed=len(done), output=str(out))
+    if spec is not None:
+        summary["model"] = spec.name
     return summary
 
 
@@ -258,8 +331,10 @@ def _detect_images(
     *,
     total: int,
     initial: int,
+    novel: frozenset[str] = frozenset(),
 ) -> None:
-    """Read, detect, draw and journal ``todo`` in batches of readable images."""
+    """Read, detect, draw and journal ``todo`` in batches of readable images (the classes
+    in ``novel`` drawn dashed with a ``*``)."""
     from tqdm import tqdm
 
     from ovdet.evaluation.results import detections_to_coco_results
@@ -292,6 +367,7 @@ def _detect_images(
                         det["class_names"],
                         det["scores"],
                         det.get("masks"),
+                        novel=[n in novel for n in det["class_names"]] if novel else None,
                     )
                     atomic_write(
                         _vis_path(out, image), lambda tmp, pic=picture: pic.save(tmp, format="PNG")

@@ -8,6 +8,15 @@ dashed outline and ``*``); the results download as the ``results.json`` and
     ovdet serve                          # the best shipped model on http://127.0.0.1:7860
     ovdet serve --model NAME --port 8080
 
+Why not Gradio, the field's usual demo tool: Gradio pulls in a large dependency tree (its
+own FastAPI server, front-end bundle, analytics and sharing code) for one page; its default
+themes load fonts from Google Fonts and it checks for new versions on the network, which an
+offline tool must switch off piece by piece; and the limits a public demo needs (pixels read
+from the header before decoding, a cap on pending requests, nothing written outside one temp
+folder) would sit around it rather than in it. A 36 kB page of our own on Starlette (already
+the base of Gradio's server) does the same job with every limit in our code and tests, and
+is driven in a real browser by ``tests/serve/test_browser.py``.
+
 Design (see :mod:`ovdet.serve.app` for the routes):
 
 * **Offline.** A small Starlette application serves one static page written for it (HTML,

@@ -11,13 +11,14 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ovdet.benchmarks.ov_shapes import BenchmarkSettings, MethodSpec, run_benchmark
 from ovdet.benchmarks.ov_shapes.methods import resolve_methods
 from ovdet.cli import main as cli
 from ovdet.data.synthetic.catalog import ov_shapes_dataset, prepare_external_dataset
-from ovdet.model_zoo.assets import load_demo_assets, verify_assets
+from ovdet.model_zoo import load_bundle, verify_bundle
 
 METHOD_KEYS = {"AP50_base", "AP50_novel", "AP50", "AP"}
 
@@ -60,6 +61,10 @@ def test_report_has_finite_numbers(tiny_run):
     for method in report["methods"].values():
         (run,) = method["per_seed"]
         assert METHOD_KEYS <= set(run) and all(_finite(run[k]) for k in METHOD_KEYS)
+        # the OV-Shapes detectors have a mask head: mask AP beside the box AP, in the mean too
+        segm = {f"segm_{k}" for k in (*METHOD_KEYS, "AP_base", "AP_novel")}
+        assert segm <= set(run) and all(_finite(run[k]) for k in segm)
+        assert segm <= set(method["mean"])
         assert run["iterations"] == 4 and run["batch_size"] == 2
         assert method["std"]["AP50_novel"] == 0.0
         assert (Path(run["output_dir"]) / "model_final.pth").is_file()
@@ -107,18 +112,19 @@ def test_rerun_reuses_finished_work_and_redoes_changed_or_torn(tiny_run, tiny_be
 
 def test_exported_demo_assets_load(tiny_run):
     out, report, _ = tiny_run
-    manifest = verify_assets(out / "assets")
+    manifest = verify_bundle(out / "assets")
     assert manifest == report["demo_export"]
     assert manifest["command"] == "pytest tiny run"
+    assert (manifest["name"], manifest["method"]) == ("assets", "vild_text")
     assert sum(f["bytes"] for f in manifest["files"].values()) < 8e6
     assert set(manifest["metrics"]["shipped_model_val"]) == METHOD_KEYS
-    bundle = load_demo_assets(out / "assets")
+    bundle = load_bundle(out / "assets")
     assert bundle.model.vocabulary == manifest["classes"]
     bundle.model.set_vocabulary(["red circle", "blue star"])
     assert bundle.model.vocabulary == ["red circle", "blue star"]
     (out / "assets" / "detector.yaml").write_text("corrupt")
     with pytest.raises(ValueError, match="sha256"):
-        verify_assets(out / "assets")
+        verify_bundle(out / "assets")
 
 
 def test_cli_json_with_external_data(tiny_run, capsys):
@@ -159,3 +165,123 @@ def test_resolve_methods():
     assert [m.name for m in resolve_methods(["vild_text", "vild"])] == ["vild_text", "vild"]
     with pytest.raises(ValueError, match="twice"):
         resolve_methods(["oracle", "oracle"])
+
+
+# ------------------------------------------------------------------------------ ensemble bundle
+@pytest.fixture(scope="module")
+def ensemble_export(tiny_run, tiny_bench, tmp_path_factory):
+    """The tiny run again with RKD-ensemble (teacher and ViLD-text reused), its bundle
+    exported by the benchmark (``--export-method rkd_ensemble``), then exported again from the
+    finished run folder."""
+    from ovdet.model_zoo import export_run_bundle
+
+    out, _, _ = tiny_run
+    root = tmp_path_factory.mktemp("ensemble")
+    shutil.copytree(out / "run", root / "run")
+    settings = BenchmarkSettings(
+        out=root / "run",
+        methods=["vild_text", "rkd_ensemble"],
+        export_demo=root / "ov-shapes-tiny-ensemble",
+        export_method="rkd_ensemble",
+        export_command="pytest ensemble run",
+        **tiny_bench,
+    )
+    report = run_benchmark(settings)
+    again = export_run_bundle(
+        root / "run", root / "again", method="rkd_ensemble", command="pytest ensemble run"
+    )
+    return root, report, again
+
+
+def _trained_ensemble(run: Path):
+    """The RKD-ensemble detector as the benchmark trained it, rebuilt from its config file
+    (not from the bundle), with the trained weights rounded to fp16 as the bundle ships them."""
+    import torch
+
+    from ovdet.engine.build import build_model, load_config
+    from ovdet.methods import configs_dir
+    from ovdet.methods.vild_ensemble import set_image_temperature
+
+    seed_dir = run / "seed0"
+    cfg = load_config(configs_dir() / "ov_shapes" / "rkd_ensemble_small.py")
+    cfg.ov_shapes.root = str(run / "data")
+    cfg.ov_shapes.embeddings = str(seed_dir / "class_embeddings.pt")
+    cfg.model.distillers = []  # training only
+    set_image_temperature(cfg, seed_dir / "teacher" / "teacher.pt")
+    model = build_model(cfg, "cpu")
+    state = torch.load(seed_dir / "rkd_ensemble" / "model_final.pth", weights_only=True)["model"]
+    state = {k: v.half().float() if v.is_floating_point() else v for k, v in state.items()}
+    model.load_state_dict({k: v for k, v in state.items() if not k.startswith("distillers.")})
+    return cfg, model.eval()
+
+
+def test_exported_ensemble_bundle_loads_alone_and_predicts_as_trained(ensemble_export):
+    import torch
+    from detectron2.config import LazyConfig
+    from detectron2.data import transforms as T
+
+    from ovdet.predictor import OVPredictor
+    from ovdet.text import load_class_embeddings
+
+    root, report, _ = ensemble_export
+    folder = root / "ov-shapes-tiny-ensemble"
+    manifest = verify_bundle(folder)
+    assert manifest == report["demo_export"]
+    assert (manifest["name"], manifest["method"]) == ("ov-shapes-tiny-ensemble", "rkd_ensemble")
+    assert set(manifest["metrics"]["training_run"]) == {"teacher", "vild_text", "rkd_ensemble"}
+    assert set(manifest["metrics"]["shipped_model_val"]) == METHOD_KEYS
+    assert "RKD-ensemble" in (folder / "README.md").read_text()
+
+    # detector.yaml stands alone: no interpolation, base names and temperature written in
+    text = (folder / "detector.yaml").read_text()
+    assert "${" not in text and "ov_shapes_class_names" not in text
+    box_predictor = LazyConfig.load(str(folder / "detector.yaml")).model.roi_heads.box_predictor
+    assert list(box_predictor.base_names) == manifest["base"]
+    trained_cfg = json.loads((root / "run" / "seed0" / "rkd_ensemble" / "config.json").read_text())
+    tau = trained_cfg["model"]["roi_heads"]["box_predictor"]["image_temperature"]
+    assert box_predictor.image_temperature == tau and 0.0 < tau < 1.0
+
+    bundle = load_bundle(folder)
+    assert bundle.model.vocabulary == manifest["classes"]
+    cfg, trained = _trained_ensemble(root / "run")
+    # the bundle's text tower (fp16, pruned tokens) gives the run's class embeddings
+    emb = bundle.model.roi_heads.get_vocabulary()
+    run_emb = load_class_embeddings(cfg.ov_shapes.embeddings, select=manifest["classes"])
+    assert torch.nn.functional.cosine_similarity(emb, run_emb).min() > 0.99
+    trained.set_vocabulary(emb, names_for_embeddings=manifest["classes"])
+    resize = T.ResizeShortestEdge([96, 96], max_size=96)
+    ours = OVPredictor(bundle.model, resize=resize, device="cpu")
+    theirs = OVPredictor(trained, resize=resize, device="cpu")
+    for image in sorted((root / "run" / "data" / "images" / "val").glob("*.png"))[:2]:
+        a, b = ours.predict(image), theirs.predict(image)
+        assert len(a["scores"]) > 0
+        # the same up to float rounding (the embeddings are normalised once more here)
+        np.testing.assert_allclose(a["scores"], b["scores"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(a["boxes"], b["boxes"], rtol=0, atol=1e-3)
+        assert a["class_names"] == b["class_names"]
+
+
+def test_export_from_the_run_folder_matches_the_export_in_the_run(ensemble_export):
+    root, report, again = ensemble_export
+    first = report["demo_export"]
+    assert again["files"] == first["files"]  # the same bytes: detector, yaml, text tower
+    assert again["metrics"]["shipped_model_val"] == first["metrics"]["shipped_model_val"]
+    for stage, result in first["metrics"]["training_run"].items():  # the run's own numbers
+        assert {k: result[k] for k in result if k != "reused"} == again["metrics"]["training_run"][
+            stage
+        ]
+    assert again["command"] == "pytest ensemble run" and again["name"] == "again"
+
+
+def test_export_method_must_be_trained(tiny_bench, tmp_path):
+    from ovdet.benchmarks.ov_shapes.cli import build_parser
+
+    settings = BenchmarkSettings(
+        out=tmp_path, methods=["vild_text"], export_demo=tmp_path / "b", export_method="rkd",
+        **tiny_bench,
+    )  # fmt: skip
+    with pytest.raises(ValueError, match=r"--export-method rkd is not among --methods"):
+        run_benchmark(settings)
+    args = build_parser().parse_args(["--export-demo", "b", "--export-method", "rkd_ensemble"])
+    assert (args.export_demo, args.export_method) == ("b", "rkd_ensemble")
+    assert build_parser().parse_args([]).export_method == "vild_text"  # as before

@@ -3,7 +3,9 @@
 ovdet bench ov-shapes --json                       default size (CPU: <= 30 min on 2 cores)
 ovdet bench ov-shapes --seeds 0,1,2 --out runs/ovs
 ovdet bench ov-shapes --data DIR --novel "cat,dog" [--captions F]
-ovdet bench ov-shapes --export-demo ovdet/assets/ov_shapes    (re)make the demo assets
+ovdet bench ov-shapes --methods vild_text,rkd_ensemble --export-demo DIR
+    --export-method rkd_ensemble          train, then write the model bundle of a method
+                                          (ovdet/assets/models/<name>: ovdet models lists it)
 ovdet bench ov-shapes --suite default,textures,palette,photo --seeds 0,1 --out runs/suite
                                                    every world, one suite_report.json
 """
@@ -64,7 +66,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="external COCO-format dataset folder instead of generating")
     p.add_argument("--novel", type=_names, default=None, help="novel class names of --data")
     p.add_argument("--captions", help="captions json of --data's training images")
-    p.add_argument("--export-demo", help="write the demo assets of seed 0's vild_text run here")
+    p.add_argument(
+        "--export-demo",
+        metavar="DIR",
+        help="write the model bundle (ovdet/assets/models/<name> format: detector, teacher "
+        "text tower, manifest with checksums and metrics, README) of the first seed's "
+        "--export-method run here",
+    )
+    p.add_argument(
+        "--export-method",
+        default=d.export_method,
+        metavar="METHOD",
+        help=f"the method --export-demo exports ({d.export_method}); must be among --methods",
+    )
     worlds = "; ".join(f"{w.name}: {w.description}" for w in WORLDS.values())
     p.add_argument(
         "--suite",
@@ -209,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         num_workers=args.num_workers,
         threads=args.threads,
         export_demo=args.export_demo,
+        export_method=args.export_method,
         export_command=shlex.join(["ovdet", "bench", "ov-shapes", *argv]),
         progress=not args.quiet,
     )

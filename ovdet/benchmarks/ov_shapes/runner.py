@@ -100,9 +100,11 @@ class BenchmarkSettings:
             cores, at least 1). On a 2-core machine shared with data-loading workers or other
             jobs, two OpenMP threads made detector steps several times slower than one (the
             threads wait on each other whenever one is descheduled).
-        export_demo: write the demo assets (teacher text tower, detector, manifest) of the
-            first seed's ``vild_text`` run to this folder.
-        export_command: the command line recorded in the demo manifest.
+        export_demo: write the model bundle (teacher text tower, detector, manifest, README;
+            :func:`ovdet.model_zoo.export_bundle`) of the first seed's ``export_method`` run
+            to this folder.
+        export_method: the method whose detector is exported (one of ``methods``).
+        export_command: the command line recorded in the bundle's manifest.
         progress: show the data generator's progress bar.
     """
 
@@ -126,6 +128,7 @@ class BenchmarkSettings:
     num_workers: int | None = None
     threads: int | None = None
     export_demo: str | os.PathLike | None = None
+    export_method: str = "vild_text"
     export_command: str | None = None
     progress: bool = True
 
@@ -164,6 +167,10 @@ def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | Non
     mean = statistics.fmean(vals)
     std = statistics.stdev(vals) if len(vals) > 1 else 0.0
     return round(mean, 4), round(std, 4)
+
+
+# mask metrics reported beside the box ones, as ``segm_<key>`` (methods with a mask head)
+SEGM_KEYS = ("AP50_base", "AP50_novel", "AP50", "AP_base", "AP_novel", "AP")
 
 
 def summarise(per_seed: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -406,6 +413,7 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
     write_json(ctx.work_dir / "config.json", _config_data(cfg), indent=2)
     run = train_and_evaluate(cfg)
     bbox = run["test"].get("bbox", {})
+    segm = run["test"].get("segm", {})  # the mask head's AP (docs: segm_* keys)
     scalars = run["scalars"]
     result = {
         "seed": ctx.seed,
@@ -415,6 +423,7 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
         "AP_base": _finite(bbox.get("AP_base")),
         "AP_novel": _finite(bbox.get("AP_novel")),
         "AP": _finite(bbox.get("AP")),
+        **{f"segm_{k}": _finite(segm.get(k)) for k in SEGM_KEYS if segm},
         "iterations": run["iterations"],
         "batch_size": int(cfg.dataloader.train.total_batch_size),
         "final_total_loss": _finite(scalars.get("total_loss")),
@@ -443,8 +452,9 @@ def run_benchmark(
         ``teacher`` (``per_seed`` zero-shot top-1 base / novel / all, and when a distillation
         method ran, ``region_targets``: proposal recall and teacher top-1 on the stored
         regions, base / novel; ``mean``, ``std``),
-        ``methods`` (per method: ``description``, ``config``, ``per_seed`` AP50 base / novel /
-        all (+ AP), ``mean``, ``std``), ``time_s`` (per stage and ``total``), ``memory_mb``
+        ``methods`` (per method: ``description``, ``config``, ``per_seed`` box AP50 base /
+        novel / all (+ AP) and the mask head's ``segm_*`` of the same keys, ``mean``,
+        ``std``), ``time_s`` (per stage and ``total``), ``memory_mb``
         (peak RSS of this process and of its children, peak CUDA memory) and ``demo_export``
         (the manifest written, or None).
     """
@@ -456,8 +466,11 @@ def run_benchmark(
         raise ValueError(f"seeds listed twice: {list(s.seeds)}")
     methods = resolve_methods(s.methods)
     if s.export_demo is not None:
-        if "vild_text" not in [m.name for m in methods]:
-            raise ValueError("--export-demo needs the 'vild_text' method among --methods")
+        if s.export_method not in [m.name for m in methods]:
+            raise ValueError(
+                f"--export-method {s.export_method} is not among --methods "
+                f"{[m.name for m in methods]}: add it (and vild_text, whose RPN it may need)"
+            )
         if s.data is not None:
             raise ValueError("--export-demo makes OV-Shapes demo assets: not with --data")
     device = resolve_device(s.device)
@@ -530,19 +543,22 @@ def _run(
                 f"novel {_fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s"
                 + (", reused)" if result.get("reused") else ")")
             )
-            if s.export_demo is not None and export is None and method.name == "vild_text":
-                from ovdet.model_zoo.assets import export_demo_assets
+            if s.export_demo is not None and export is None and method.name == s.export_method:
+                from ovdet.model_zoo import export_bundle
 
+                # this seed's ViLD-text (when trained already): the baseline in the README
+                runs = {k: v[-1] for k, v in method_runs.items() if k == "vild_text" and v}
                 with timer("export_demo"):
-                    export = export_demo_assets(
+                    export = export_bundle(
                         s.export_demo,
                         cfg=cfg,
                         detector_checkpoint=Path(result["output_dir"]) / "model_final.pth",
                         teacher_checkpoint=teacher,
                         data_root=root,
+                        method=method.name,
                         device=device,
                         command=s.export_command,
-                        metrics={"teacher": t_result, "vild_text": result},
+                        metrics={"teacher": t_result, **runs, method.name: result},
                     )
 
         quality = seed_dir / "teacher_regions" / "quality.json"
@@ -551,6 +567,8 @@ def _run(
 
     teacher_keys = ("top1_base", "top1_novel", "top1_all")
     method_keys = ("AP50_base", "AP50_novel", "AP50", "AP")
+    # mask AP where every seed of a method has it (runs before it existed are reused without)
+    segm_keys = tuple(f"segm_{k}" for k in SEGM_KEYS)
     report = {
         "benchmark": "ov-shapes",
         "version": REPORT_VERSION,
@@ -563,7 +581,11 @@ def _run(
                 "description": m.description,
                 "config": m.config,
                 "per_seed": method_runs[m.name],
-                **summarise(method_runs[m.name], method_keys),
+                **summarise(
+                    method_runs[m.name],
+                    method_keys
+                    + tuple(k for k in segm_keys if all(k in r for r in method_runs[m.name])),
+                ),
             }
             for m in methods
         },
