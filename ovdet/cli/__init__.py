@@ -15,6 +15,7 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet data ov-shapes      generate the synthetic OV-Shapes dataset
     ovdet data check          validate a COCO-format dataset before training on it
     ovdet pretrain-clip       train a small CLIP teacher on (image, caption) data
+    ovdet pretrain-sam        train the small SAM on base-class masks (box prompts)
     ovdet extract-regions     compute CLIP teacher embeddings for proposals, to disk
     ovdet demo                the embedded end-to-end demo (OV-Shapes)
     ovdet models              the named models (shipped and registered) with their metrics
@@ -43,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "evaluate": ("ovdet.cli.evaluate", "main", "score COCO results against GT"),
     "data": ("ovdet.cli.data", "main", "generate (ov-shapes) or check (check) a dataset"),
     "pretrain-clip": ("ovdet.cli.pretrain_clip", "main", "train a small CLIP teacher"),
+    "pretrain-sam": ("ovdet.cli.pretrain_sam", "main", "train the small SAM on base masks"),
     "extract-regions": ("ovdet.cli.extract_regions", "main", "teacher embeddings of proposals"),
     "demo": ("ovdet.cli.demo", "main", "end-to-end OV-Shapes demo"),
     "models": ("ovdet.cli.models", "main", "list the named models and their metrics"),

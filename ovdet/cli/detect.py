@@ -61,8 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sam",
         metavar="SPEC",
-        help="masks from SAM prompted with the detections' boxes: TYPE:CHECKPOINT (TYPE vit_b, "
-        "vit_l, vit_h or small) or a checkpoint path (type inferred from its shapes)",
+        help="masks from SAM prompted with the detections' boxes: a shipped SAM "
+        "(ov-shapes-small-sam), TYPE:CHECKPOINT (TYPE vit_b, vit_l, vit_h or small) or a "
+        "checkpoint path (type inferred from its shapes)",
     )
     p.add_argument(
         "--overwrite",

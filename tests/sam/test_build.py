@@ -90,3 +90,26 @@ def test_a_small_checkpoint_of_other_sizes_is_refused(tmp_path):
     torch.save(build_small_sam(prompt_dim=32).state_dict(), path)
     with pytest.raises(InputError, match="does not fit SAM type 'small'.*other shapes"):
         build_sam("small", path)
+
+
+def test_shipped_small_sam_by_name(tmp_path, monkeypatch):
+    import shutil
+
+    from ovdet.modeling.sam import build as sam_build
+    from ovdet.modeling.sam import sam_from_spec, shipped_sam_names
+
+    assert "ov-shapes-small-sam" in shipped_sam_names()
+    sam, identity = sam_from_spec("ov-shapes-small-sam")
+    assert identity["type"] == "small" and identity["sha256"].startswith("37b91809")
+    assert sum(p.numel() for p in sam.parameters()) < 1_000_000
+    # a changed shipped file is refused, naming it
+    root = tmp_path / "sam"
+    shutil.copytree(sam_build.shipped_sams_dir(), root)
+    weights = root / "ov-shapes-small-sam" / "sam_small.pth"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    monkeypatch.setattr(sam_build, "shipped_sams_dir", lambda: root)
+    with pytest.raises(InputError, match="sha256"):
+        sam_from_spec("ov-shapes-small-sam")
+    # another word is still an unknown checkpoint, not a shipped name
+    with pytest.raises(FileNotFoundError):
+        sam_from_spec("not-a-shipped-sam")

@@ -12,7 +12,9 @@
 * :mod:`.detections`: :func:`masks_for_detections` -- detectron2 ``Instances`` or a
   predictor's output dict filled with SAM's masks and predicted IoUs.
 * :mod:`.build`: SAMs of ``sam_model_registry`` from a checkpoint, a tiny random SAM
-  (:func:`build_small_sam`), and the ``TYPE:CHECKPOINT`` specs of ``ovdet detect --sam``.
+  (:func:`build_small_sam`), the shipped small SAM (``ov-shapes-small-sam``,
+  ``ovdet/assets/sam``) and the ``--sam`` specs of ``ovdet detect`` / ``pseudo-label``;
+* :mod:`.pretrain`: ``ovdet pretrain-sam`` (the small SAM on base-class masks).
 
 See docs/sam.md.
 """
@@ -26,6 +28,7 @@ from .build import (
     load_sam_state_dict,
     parse_sam_spec,
     sam_from_spec,
+    shipped_sam_names,
 )
 from .detections import masks_for_detections
 
@@ -42,4 +45,5 @@ __all__ = [
     "masks_for_detections",
     "parse_sam_spec",
     "sam_from_spec",
+    "shipped_sam_names",
 ]

@@ -18,6 +18,43 @@ import torch
 from ovdet.utils.errors import InputError
 
 SAM_TYPES = ("vit_b", "vit_l", "vit_h", "small")
+
+
+def shipped_sams_dir() -> Path:
+    """Where ovdet's shipped SAMs live: ``ovdet/assets/sam/<name>/`` (``manifest.json`` with
+    ``type``, ``file``, ``sha256``)."""
+    return Path(__file__).resolve().parents[2] / "assets" / "sam"
+
+
+def shipped_sam_names() -> list[str]:
+    """The names ``--sam`` takes for the shipped SAMs."""
+    root = shipped_sams_dir()
+    return sorted(p.parent.name for p in root.glob("*/manifest.json")) if root.is_dir() else []
+
+
+def resolve_shipped_sam(name: str) -> tuple[str, Path] | None:
+    """(type, checkpoint path) of a shipped SAM, its sha256 checked; None for another name.
+
+    Raises:
+        InputError: the shipped file is missing or does not match its recorded sha256.
+    """
+    import json
+
+    from ovdet.utils.io import file_sha256
+
+    if not name or "/" in name or "\\" in name or name not in shipped_sam_names():
+        return None
+    folder = shipped_sams_dir() / name
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    path = folder / manifest["file"]
+    if not path.is_file() or file_sha256(path) != manifest["sha256"]:
+        raise InputError(
+            f"--sam {name}: {path} is missing or does not match the sha256 in its manifest.json "
+            "(a changed or truncated file); reinstall ovdet"
+        )
+    return manifest["type"], path
+
+
 # the image encoder's width of each registry type: how a checkpoint's type is inferred
 _ENCODER_WIDTH = {768: "vit_b", 1024: "vit_l", 1280: "vit_h"}
 _WIDTH_KEY = "image_encoder.patch_embed.proj.weight"
@@ -214,7 +251,8 @@ def build_sam(sam_type: str | None, checkpoint: str | os.PathLike | None):
 
 
 def parse_sam_spec(spec: str) -> tuple[str | None, Path]:
-    """``TYPE:CHECKPOINT`` or ``CHECKPOINT`` -> (type or None (infer), path).
+    """``TYPE:CHECKPOINT``, ``CHECKPOINT`` or a shipped SAM's name (``ov-shapes-small-sam``,
+    :func:`shipped_sam_names`) -> (type or None (infer), path).
 
     A prefix before the first ``:`` counts as a type only when it is one of ``SAM_TYPES``
     or a word that is not a drive or folder (``C:\\sam.pth`` is a path).
@@ -223,6 +261,10 @@ def parse_sam_spec(spec: str) -> tuple[str | None, Path]:
         InputError: an empty spec or checkpoint, or an unknown type.
     """
     spec = str(spec).strip()
+    if not Path(spec).expanduser().exists():
+        shipped = resolve_shipped_sam(spec)
+        if shipped is not None:
+            return shipped
     head, sep, tail = spec.partition(":")
     if sep and head in SAM_TYPES:
         sam_type, path = head, tail
