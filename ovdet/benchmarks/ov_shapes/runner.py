@@ -40,9 +40,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
-import statistics
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -52,6 +50,7 @@ import torch
 
 from ovdet.benchmarks.ov_shapes.context import MethodContext
 from ovdet.benchmarks.ov_shapes.methods import MethodSpec, resolve_methods
+from ovdet.benchmarks.ov_shapes.summary import SEGM_KEYS, finite, fmt, method_keys, pct, summarise
 from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
 from ovdet.data.synthetic.catalog import (
     DEFAULT_PREFIX,
@@ -153,34 +152,6 @@ class BenchmarkSettings:
         return out
 
 
-def _finite(x: Any) -> float | None:
-    if x is None:
-        return None
-    x = float(x)
-    return x if math.isfinite(x) else None
-
-
-def _mean_std(values: Sequence[float | None]) -> tuple[float | None, float | None]:
-    vals = [v for v in values if v is not None]
-    if not vals:
-        return None, None
-    mean = statistics.fmean(vals)
-    std = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return round(mean, 4), round(std, 4)
-
-
-# mask metrics reported beside the box ones, as ``segm_<key>`` (methods with a mask head)
-SEGM_KEYS = ("AP50_base", "AP50_novel", "AP50", "AP_base", "AP_novel", "AP")
-
-
-def summarise(per_seed: Sequence[dict[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
-    """``{"mean": {k: ..}, "std": {k: ..}}`` over seeds (sample std; 0 for one seed)."""
-    mean, std = {}, {}
-    for key in keys:
-        mean[key], std[key] = _mean_std([r.get(key) for r in per_seed])
-    return {"mean": mean, "std": std}
-
-
 # --------------------------------------------------------------------------------------------
 # Stages
 
@@ -276,14 +247,14 @@ def _pretrain_teacher(
     zs = summary["zero_shot"] or {}
     result = {
         "seed": seed,
-        "top1_all": _finite(zs.get("top1_all")),
-        "top1_base": _finite(zs.get("top1_base")),
-        "top1_novel": _finite(zs.get("top1_novel")),
-        "chance": _finite(zs.get("chance")),
+        "top1_all": finite(zs.get("top1_all")),
+        "top1_base": finite(zs.get("top1_base")),
+        "top1_novel": finite(zs.get("top1_novel")),
+        "chance": finite(zs.get("chance")),
         "num_crops": zs.get("num_all"),
         "steps": summary["steps"],
-        "loss_first": _finite(summary["loss_first"]),
-        "loss_last": _finite(summary["loss_last"]),
+        "loss_first": finite(summary["loss_first"]),
+        "loss_last": finite(summary["loss_last"]),
         "train_time_s": summary["train_time_s"],
         "wall_time_s": summary["wall_time_s"],
     }
@@ -417,16 +388,16 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
     scalars = run["scalars"]
     result = {
         "seed": ctx.seed,
-        "AP50_base": _finite(bbox.get("AP50_base")),
-        "AP50_novel": _finite(bbox.get("AP50_novel")),
-        "AP50": _finite(bbox.get("AP50")),
-        "AP_base": _finite(bbox.get("AP_base")),
-        "AP_novel": _finite(bbox.get("AP_novel")),
-        "AP": _finite(bbox.get("AP")),
-        **{f"segm_{k}": _finite(segm.get(k)) for k in SEGM_KEYS if segm},
+        "AP50_base": finite(bbox.get("AP50_base")),
+        "AP50_novel": finite(bbox.get("AP50_novel")),
+        "AP50": finite(bbox.get("AP50")),
+        "AP_base": finite(bbox.get("AP_base")),
+        "AP_novel": finite(bbox.get("AP_novel")),
+        "AP": finite(bbox.get("AP")),
+        **{f"segm_{k}": finite(segm.get(k)) for k in SEGM_KEYS if segm},
         "iterations": run["iterations"],
         "batch_size": int(cfg.dataloader.train.total_batch_size),
-        "final_total_loss": _finite(scalars.get("total_loss")),
+        "final_total_loss": finite(scalars.get("total_loss")),
         "train_time_s": round(run["train_time_s"], 2),
         "output_dir": run["output_dir"],
     }
@@ -518,7 +489,7 @@ def _run(
         teacher_runs.append(t_result)
         log(
             "seed {}: teacher zero-shot top-1 base {} novel {} (chance {})".format(
-                seed, *(_pct(t_result[k]) for k in ("top1_base", "top1_novel", "chance"))
+                seed, *(pct(t_result[k]) for k in ("top1_base", "top1_novel", "chance"))
             )
         )
         with timer("embed"):
@@ -539,8 +510,8 @@ def _run(
                 cfg, result = _train_method(method, s, ctx, prefix)
             method_runs[method.name].append(result)
             log(
-                f"seed {seed}: {method.name} AP50 base {_fmt(result['AP50_base'])} "
-                f"novel {_fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s"
+                f"seed {seed}: {method.name} AP50 base {fmt(result['AP50_base'])} "
+                f"novel {fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s"
                 + (", reused)" if result.get("reused") else ")")
             )
             if s.export_demo is not None and export is None and method.name == s.export_method:
@@ -566,9 +537,6 @@ def _run(
             t_result["region_targets"] = json.loads(quality.read_text(encoding="utf-8"))
 
     teacher_keys = ("top1_base", "top1_novel", "top1_all")
-    method_keys = ("AP50_base", "AP50_novel", "AP50", "AP")
-    # mask AP where every seed of a method has it (runs before it existed are reused without)
-    segm_keys = tuple(f"segm_{k}" for k in SEGM_KEYS)
     report = {
         "benchmark": "ov-shapes",
         "version": REPORT_VERSION,
@@ -581,11 +549,7 @@ def _run(
                 "description": m.description,
                 "config": m.config,
                 "per_seed": method_runs[m.name],
-                **summarise(
-                    method_runs[m.name],
-                    method_keys
-                    + tuple(k for k in segm_keys if all(k in r for r in method_runs[m.name])),
-                ),
+                **summarise(method_runs[m.name], method_keys(method_runs[m.name])),
             }
             for m in methods
         },
@@ -595,11 +559,3 @@ def _run(
     }
     write_json(out / "report.json", report, indent=2)
     return report
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.1f}"
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
