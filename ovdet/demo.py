@@ -90,6 +90,7 @@ def build_predictor(
     *,
     device: str,
     score_thresh: float,
+    sam: Any = None,
 ) -> tuple[OVPredictor, list[str]]:
     """The predictor over a loaded bundle's detector, with ``vocabulary`` set.
 
@@ -100,6 +101,8 @@ def build_predictor(
         vocabulary: class names to detect; None or empty for every class of the model.
         device: a resolved device ("cpu", "cuda", ...).
         score_thresh: lowest score returned.
+        sam: a :class:`~ovdet.modeling.sam.BoxPromptedSAM` whose masks replace the mask
+            head's (None: the model's own masks).
 
     Returns:
         ``(predictor, vocabulary)``.
@@ -111,6 +114,7 @@ def build_predictor(
         device=device,
         score_thresh=score_thresh,
         resize=loaded.resize or T.ResizeShortestEdge([size, size], max_size=size),
+        sam=sam,
     )
     predictor.spec = loaded.spec
     predictor.set_vocabulary(vocab)
@@ -266,6 +270,7 @@ def run_demo(
     score_thresh: float = 0.05,
     show_thresh: float = 0.3,
     model: str | Path | None = None,
+    sam: str | None = None,
 ) -> dict[str, Any]:
     """Run the demo (see the module docstring).
 
@@ -279,12 +284,15 @@ def run_demo(
         show_thresh: lowest score drawn and listed in the summary.
         model: an OV-Shapes bundle: a name (``ovdet models``) or a bundle folder; default
             the best shipped model (``ovdet.model_zoo.DEFAULT_MODEL``).
+        sam: draw masks from SAM prompted with the detections' boxes: a ``--sam`` spec
+            (``ov-shapes-small-sam``, ``TYPE:CHECKPOINT``; docs/sam.md).
 
     Returns:
         ``{"metrics": {"AP50", "AP50_base", "AP50_novel", ...}, "images": [per-image dicts:
         file, objects, detections (name, score, box XYXY, novel)], "vocabulary", "novel",
         "seed", "model": {"name", "description", "path", "metrics" (measured on its training
-        run's val split, as shipped)}, "outputs": {name: path}, "time_s"}``.
+        run's val split, as shipped)}, "sam" (None, or the SAM's ``{"spec", "type", "file",
+        "sha256"}``), "outputs": {name: path}, "time_s"}``.
 
     Raises:
         ValueError: ``num_images`` < 1, a model that is not an OV-Shapes bundle, or a bundle
@@ -301,13 +309,21 @@ def run_demo(
             f"the demo runs OV-Shapes bundles (`ovdet models` lists them); {spec.name} is a "
             f"{spec.kind} ({spec.path}): try it with `ovdet detect --model {spec.name}`"
         )
+    sam_model, sam_identity = None, None
+    if sam is not None:  # checked (type, file, fit) before the model is built
+        from ovdet.modeling.sam import BoxPromptedSAM, sam_from_spec
+
+        sam_model, sam_identity = sam_from_spec(sam)
+        sam_model = BoxPromptedSAM(sam_model, device=device)
     loaded = spec.load(device=device)
     novel = set(spec.novel)
 
     gt = make_images(
         out, num_images=num_images, seed=seed, generator=read_manifest(spec.path).get("generator")
     )
-    predictor, vocab = build_predictor(loaded, vocabulary, device=device, score_thresh=score_thresh)
+    predictor, vocab = build_predictor(
+        loaded, vocabulary, device=device, score_thresh=score_thresh, sam=sam_model
+    )
     gt, name_to_id = add_vocabulary_categories(gt, vocab)
     category_ids = [name_to_id[name] for name in vocab]  # vocabulary row -> category id
     gt_path = out / "ground_truth.json"
@@ -358,6 +374,7 @@ def run_demo(
             "path": str(spec.path),
             "metrics": dict(spec.metrics),
         },
+        "sam": sam_identity,
         "outputs": {
             "vis": str(vis_dir),
             "results": str(results_path),

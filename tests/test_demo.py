@@ -57,6 +57,7 @@ def test_demo_cli_keeps_its_options():
         "--score-thresh",
         "--show-thresh",
         "--model",
+        "--sam",
         "--json",
     }
     args = build_parser().parse_args(["--vocab", "red circle, blue star,"])
@@ -160,3 +161,15 @@ def test_demo_with_another_bundle_and_a_corrupt_one(tmp_path):
     (bundle / "detector.safetensors").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="sha256"):
         run_demo(tmp_path / "demo2", num_images=1, model=bundle, device="cpu")
+
+
+def test_demo_with_the_shipped_small_sam(tmp_path):
+    summary = run_demo(tmp_path / "demo", num_images=1, sam="ov-shapes-small-sam", device="cpu")
+    assert summary["sam"]["type"] == "small" and summary["sam"]["spec"] == "ov-shapes-small-sam"
+    assert "masks: SAM ov-shapes-small-sam (small)" in format_table(summary, 0.3)
+    assert (tmp_path / "demo" / "vis" / "000001.png").is_file()
+    # box AP is the detector's: the same with and without SAM
+    plain = run_demo(tmp_path / "plain", num_images=1, device="cpu")
+    assert plain["sam"] is None
+    for key in ("AP50", "AP50_base", "AP50_novel", "AP"):
+        assert plain["metrics"][key] == summary["metrics"][key]

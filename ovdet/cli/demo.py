@@ -74,6 +74,9 @@ def format_table(summary: dict[str, Any], show_thresh: float, max_listed: int = 
             f"  box AP50 measured on its training run's val split (as shipped): base "
             f"{ap_of('AP50_base')}  novel* {ap_of('AP50_novel')}",
         ]
+    sam = summary.get("sam")
+    if sam:
+        lines.append(f"masks: SAM {sam['spec']} ({sam['type']}) prompted with the boxes")
     lines += [
         "",
         f"box AP50 on these images: all {ap('AP50')}  base {ap('AP50_base')}  "
@@ -106,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="an OV-Shapes bundle: a name (`ovdet models`) or a bundle folder (default: the "
         "best shipped model)",
     )
+    p.add_argument(
+        "--sam",
+        metavar="SPEC",
+        default=None,
+        help="draw masks from SAM prompted with the boxes: ov-shapes-small-sam (shipped) or "
+        "TYPE:CHECKPOINT (docs/sam.md)",
+    )
     p.add_argument("--assets", dest="model", help=argparse.SUPPRESS)  # its former name
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return p
@@ -125,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         score_thresh=args.score_thresh,
         show_thresh=args.show_thresh,
         model=args.model,
+        sam=args.sam,
     )
     if args.json:
         print(json.dumps(summary, indent=2))
