@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -77,51 +76,3 @@ def clear_outputs(out: Path) -> None:
         p.unlink()
     remove_stray_temporaries(out)
     fsync_dir(out)
-
-
-class Journal:
-    """``results.jsonl``: append-only, one json line per image, fsynced per batch."""
-
-    def __init__(self, path: Path, manifest: dict[str, Any]) -> None:
-        self.path = path
-        self._file_names = {img["id"]: img["file_name"] for img in manifest["images"]}
-        self.entries: dict[int, dict[str, Any]] = {}
-        self._load()
-
-    def _load(self) -> None:
-        if not self.path.is_file():
-            return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):  # a torn last line (killed mid-write): cut it
-            keep = data.rfind(b"\n") + 1
-            with open(self.path, "rb+") as f:
-                f.truncate(keep)
-                os.fsync(f.fileno())
-            data = data[:keep]
-        for line_no, line in enumerate(data.splitlines(), start=1):
-            try:
-                entry = json.loads(line)
-                image_id = int(entry["image_id"])
-            except (ValueError, KeyError, TypeError):
-                continue  # not a finished record: that image is done again
-            if self._file_names.get(image_id) != entry.get("file_name"):
-                raise InputError(
-                    f"{self.path} line {line_no} records image {image_id} "
-                    f"({entry.get('file_name')!r}), which is not that image of run.json; the "
-                    "folder mixes runs: pass --overwrite to start over"
-                )
-            self.entries[image_id] = entry
-
-    def done(self) -> set[int]:
-        return {i for i, e in self.entries.items() if "error" not in e}
-
-    def append(self, entries: list[dict[str, Any]]) -> None:
-        if not entries:
-            return
-        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries)
-        with open(self.path, "ab") as f:
-            f.write(text.encode("utf-8"))
-            f.flush()
-            os.fsync(f.fileno())
-        for e in entries:
-            self.entries[int(e["image_id"])] = e

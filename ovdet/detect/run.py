@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from ovdet.utils.errors import InputError
 from ovdet.utils.io import atomic_write, file_sha256, write_json
+from ovdet.utils.journal import Journal
 
 from .checks import (
     check_output_folder,
@@ -23,7 +25,6 @@ from .layout import (
     MANIFEST,
     VERSION,
     VIS_DIR,
-    Journal,
     clear_outputs,
     present_outputs,
     read_manifest,
@@ -72,8 +73,10 @@ def _vis_path(out: Path, image: dict[str, Any]) -> Path:
 def _finalise(out: Path, manifest: dict[str, Any], journal: Journal) -> dict[str, Any]:
     names = manifest["settings"]["vocabulary"]["names"]
     coco_images, results, errors = [], [], []
-    for image in manifest["images"]:
-        entry = journal.entries[image["id"]]
+    with ExitStack() as stack:
+        read = journal.reader(stack)  # each image's line, read back from the journal
+        entries = [(image, read(image["id"])) for image in manifest["images"]]
+    for image, entry in entries:
         if "error" in entry:
             errors.append(
                 {"image_id": image["id"], "file": image["file_name"], "error": entry["error"]}
@@ -299,7 +302,7 @@ def run_detect(
         write_json(out / MANIFEST, manifest, indent=1, durable=True)
     else:
         remove_stray_temporaries(out)
-    journal = Journal(out / JOURNAL, manifest)
+    journal = Journal(out / JOURNAL, {img["id"]: img["file_name"] for img in manifest["images"]})
     done = journal.done()
     todo = [img for img in manifest["images"] if img["id"] not in done]
     if done and progress:

@@ -1,7 +1,7 @@
 """The journal of a pseudo-label run and the final files built from it, streaming.
 
-:class:`LabelJournal` appends one json line per image (fsynced per batch) and remembers only
-where each image's line starts (an offset per image), never the labels themselves.
+:class:`LabelJournal` (:class:`ovdet.utils.journal.Journal`) appends one json line per image
+(fsynced per batch) and remembers only where each image's line starts, never the labels.
 :func:`write_outputs` reads the lines back image by image, in image order, and writes
 ``pseudo_labels.json``, ``summary.json`` and ``errors.json`` atomically: memory does not grow
 with the number of images or boxes beyond the per-image offsets and the per-class counts.
@@ -10,14 +10,12 @@ with the number of images or boxes beyond the per-image offsets and the per-clas
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from ovdet.utils.errors import InputError
 from ovdet.utils.io import atomic_write, write_json
+from ovdet.utils.journal import Journal as LabelJournal  # labels.jsonl (ovdet.utils.journal)
 
 __all__ = [
     "HISTOGRAM_BINS",
@@ -34,84 +32,6 @@ HISTOGRAM_BINS = [round(0.1 * i, 1) for i in range(11)]  # [0, 0.1), ..., [0.9, 
 
 def _dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"))
-
-
-class LabelJournal:
-    """``labels.jsonl``: one line per image, ``{"image_id", "file_name", "height", "width",
-    "annotations": [...]}`` or ``{"image_id", "file_name", "error"}``; the last line of an
-    image wins (an error retried later).
-
-    Args:
-        path: the journal file.
-        file_names: image id -> file name of the run (a line naming another file means the
-            folder mixes runs: refused).
-    """
-
-    def __init__(self, path: Path, file_names: dict[int, str]) -> None:
-        self.path = Path(path)
-        self.offsets: dict[int, int] = {}  # image id -> where its last line starts
-        self.failed: set[int] = set()
-        self._file_names = file_names
-        self._scan()
-
-    def _scan(self) -> None:
-        if not self.path.is_file():
-            return
-        with open(self.path, "rb+") as f:
-            offset = 0
-            for line in f:
-                if not line.endswith(b"\n"):  # torn by a kill mid-write: cut it off
-                    f.truncate(offset)
-                    os.fsync(f.fileno())
-                    break
-                self._index(line, offset)
-                offset += len(line)
-
-    def _index(self, line: bytes, offset: int) -> None:
-        try:
-            entry = json.loads(line)
-            image_id = int(entry["image_id"])
-        except (ValueError, KeyError, TypeError):
-            return  # not a record: that image is labelled again
-        if self._file_names.get(image_id) != entry.get("file_name"):
-            raise InputError(
-                f"{self.path} records image {image_id} as {entry.get('file_name')!r}, which is "
-                "not that image of this run; the folder mixes runs: pass --overwrite to start "
-                "over"
-            )
-        self.offsets[image_id] = offset
-        if "error" in entry:
-            self.failed.add(image_id)
-        else:
-            self.failed.discard(image_id)
-
-    def done(self) -> set[int]:
-        """Images labelled (not those that failed: a new run retries them)."""
-        return set(self.offsets) - self.failed
-
-    def append(self, entries: Sequence[dict[str, Any]]) -> None:
-        """Add the lines of ``entries`` and fsync: the commit point of those images."""
-        if not entries:
-            return
-        lines = [(_dumps(e) + "\n").encode("utf-8") for e in entries]
-        with open(self.path, "ab") as f:
-            start = f.seek(0, os.SEEK_END)
-            f.write(b"".join(lines))
-            f.flush()
-            os.fsync(f.fileno())
-        for line in lines:
-            self._index(line, start)
-            start += len(line)
-
-    def reader(self, stack: ExitStack) -> Callable[[int], dict[str, Any]]:
-        """A function image id -> its journal entry, reading the file (opened in ``stack``)."""
-        f = stack.enter_context(open(self.path, "rb"))
-
-        def read(image_id: int) -> dict[str, Any]:
-            f.seek(self.offsets[image_id])
-            return json.loads(f.readline())
-
-        return read
 
 
 class Summary:

@@ -729,7 +729,7 @@ def test_detect_unreadable_image_reported_and_retried(world, tmp_path, capsys):
 
 SLOW_DETECT = """
 import sys, time
-from ovdet.detect.layout import Journal
+from ovdet.utils.journal import Journal
 _append = Journal.append
 def append(self, entries):  # slow enough that the test can kill the run in the middle
     _append(self, entries)
