@@ -311,15 +311,15 @@ class OVPredictor:
         thresh = self.score_thresh if score_thresh is None else check_score_thresh(score_thresh)
         if len(images) == 0:
             return []
+        if self.sam is not None:  # read each image once: the detector and SAM use the same pixels
+            images = [load_image(img) for img in images]
         inputs = [self._prepare(img) for img in images]
         outputs = self.model(inputs)
         results = [self._format(o["instances"], thresh) for o in outputs]
         if self.sam is not None:  # SAM's masks for the final boxes
             from ovdet.modeling.sam import masks_for_detections
 
-            results = [
-                masks_for_detections(self.sam, load_image(i), r) for i, r in zip(images, results)
-            ]
+            results = [masks_for_detections(self.sam, i, r) for i, r in zip(images, results)]
         return results
 
     def predict(
