@@ -7,6 +7,7 @@
 ``rkd``            RKD objective (L1 + IRM) + config helper
 ``rkd_ensemble``   ViLD-ensemble heads trained with RKD (a combination)
 ``hierkd``         HierKD global objective + config helper (and RKD + HierKD)
+``grounding``      Grounding R-CNN: GLIP-style fusion, region-word head, chunked vocabularies
 =================  ==========================================================
 
 Each registers a :class:`~ovdet.methods.registry.Method` in :data:`METHODS` (name, configs
@@ -35,5 +36,8 @@ from ovdet.methods import rkd_ensemble  # noqa: F401
 
 # isort: split
 from ovdet.methods import hierkd  # noqa: F401
+
+# isort: split
+from ovdet.methods import grounding  # noqa: F401
 
 __all__ = ["METHODS", "NEEDS", "Method", "configs_dir", "get_method", "register_method"]

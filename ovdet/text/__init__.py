@@ -20,19 +20,35 @@ from ovdet.text.embeddings import (
 from ovdet.text.encoder import TextEncoder
 from ovdet.text.factory import build_text_encoder, parse_encoder_spec
 from ovdet.text.hf_encoder import HFTextEncoder
+from ovdet.text.hf_token_encoder import HFTokenEncoder
 from ovdet.text.open_clip_encoder import OpenCLIPTextEncoder
+from ovdet.text.open_clip_token_encoder import OpenCLIPTokenEncoder
 from ovdet.text.templates import TEMPLATE_SET_NAMES, get_templates, validate_templates
+from ovdet.text.token_encoder import (
+    PromptTooLongError,
+    TokenEncoder,
+    TokenizedPrompt,
+    build_prompt,
+    char_spans_to_token_spans,
+)
 from ovdet.text.vocabulary import BUILTIN_VOCABULARIES, lvis_synonym_lists, resolve_vocabulary
 
 __all__ = [
     "BUILTIN_VOCABULARIES",
     "TEMPLATE_SET_NAMES",
     "HFTextEncoder",
+    "HFTokenEncoder",
     "OpenCLIPTextEncoder",
+    "OpenCLIPTokenEncoder",
+    "PromptTooLongError",
     "TextEncoder",
+    "TokenEncoder",
+    "TokenizedPrompt",
     "VocabularyCache",
     "build_class_embeddings",
+    "build_prompt",
     "build_text_encoder",
+    "char_spans_to_token_spans",
     "create_clip_from_config",
     "create_clip_tokenizer",
     "default_cache_root",

@@ -24,7 +24,7 @@ from ovdet.methods.vild_ensemble import OVEnsembleOutputLayers, ViLDEnsembleROIH
 from ovdet.modeling.backbone import small_resnet_stages
 from ovdet.modeling.distill import CaptionDistiller, RegionDistiller
 from ovdet.teacher.online import OnlineRegionTeacher
-from ovdet.text import OpenCLIPTextEncoder, save_class_embeddings
+from ovdet.text import OpenCLIPTextEncoder, OpenCLIPTokenEncoder, save_class_embeddings
 from ovdet.text.clip_models import tiny_clip_config
 
 DETECTOR_LOSSES = {"loss_cls", "loss_box_reg", "loss_rpn_cls", "loss_rpn_loc", "loss_mask"}
@@ -227,6 +227,10 @@ def test_config_trains_with_exactly_its_objectives(
         d.objective.embed_dim = 16
         if benchmark != "ov_shapes":
             assert "captions" in cfg.dataloader.train.dataset.names
+    if "token_encoder" in cfg.model:  # the grounding detector's BERT / CLIP tower: a tiny one
+        cfg.model.token_encoder = L(OpenCLIPTokenEncoder.from_config)(
+            config=tiny_clip_config(embed_dim=16), seed=0, device="cpu"
+        )
     for d in online:  # the real teacher is CLIP ViT-B/32 (weights needed): a stand-in
         assert d.teacher._target_ is OnlineRegionTeacher
         d.teacher = FakeRegionTeacher(dim)

@@ -1,0 +1,79 @@
+"""Grounding R-CNN: GLIP-style deep fusion and region-word alignment in a two-stage detector.
+
+The detector (docs/methods.md#grounding-r-cnn, docs/grounding.md): detectron2's R-CNN whose
+FPN features and prompt tokens are fused by K bidirectional cross-attention layers before the
+RPN (:mod:`.fusion`), whose class logits are region-token alignment scores trained with a
+focal loss on positive maps (:mod:`.region_word`, :mod:`.prompts`), and whose vocabulary of
+any size is split into prompts that share one backbone pass (:mod:`.meta_arch`). Token text
+encoders live in ``ovdet.text`` (``HFTokenEncoder``, ``OpenCLIPTokenEncoder``).
+
+Registered methods: ``grounding`` (K = 2 fusion layers) and ``grounding_nofusion`` (K = 0,
+the ablation).
+"""
+
+from ovdet.methods.grounding.config import (
+    count_names,
+    grounding_model,
+    prepare_ov_shapes,
+    teacher_token_encoder,
+)
+from ovdet.methods.grounding.fusion import BiAttentionLayer, FeatureTextFusion
+from ovdet.methods.grounding.meta_arch import GroundingRCNN, merge_detections
+from ovdet.methods.grounding.prompts import (
+    aggregate_phrase_scores,
+    positive_map,
+    split_into_prompts,
+)
+from ovdet.methods.grounding.region_word import RegionWordOutputLayers, TextContext
+from ovdet.methods.grounding.roi_heads import GroundingROIHeads
+from ovdet.methods.registry import Method, register_method
+
+__all__ = [
+    "BiAttentionLayer",
+    "FeatureTextFusion",
+    "GroundingRCNN",
+    "GroundingROIHeads",
+    "RegionWordOutputLayers",
+    "TextContext",
+    "aggregate_phrase_scores",
+    "count_names",
+    "grounding_model",
+    "merge_detections",
+    "positive_map",
+    "prepare_ov_shapes",
+    "split_into_prompts",
+    "teacher_token_encoder",
+]
+
+_SOURCE = (
+    "ovdet, after Li et al., Grounded Language-Image Pre-training (GLIP), CVPR 2022 "
+    "(deep fusion, region-word alignment) in a two-stage detectron2 detector"
+)
+
+register_method(
+    Method(
+        name="grounding",
+        title="Grounding R-CNN",
+        summary="GLIP-style image-text fusion (K=2) before the RPN, region-word scores",
+        source=_SOURCE,
+        docs="docs/methods.md#grounding-r-cnn",
+        configs={
+            "ov_coco": "ov_coco/grounding_rcnn_r50_fpn_1x.py",
+            "ov_lvis": "ov_lvis/grounding_rcnn_r50_fpn_mask_4x.py",
+            "ov_shapes": "ov_shapes/grounding_small.py",
+        },
+        prepare=prepare_ov_shapes,
+    )
+)
+
+register_method(
+    Method(
+        name="grounding_nofusion",
+        title="Grounding R-CNN, no fusion",
+        summary="the fusion ablation (K=0): region-word scores on unfused features",
+        source=_SOURCE,
+        docs="docs/methods.md#grounding-r-cnn",
+        configs={"ov_shapes": "ov_shapes/grounding_nofusion_small.py"},
+        prepare=prepare_ov_shapes,
+    )
+)

@@ -1,0 +1,205 @@
+"""GLIP-style deep fusion: bidirectional cross-attention between FPN features and tokens.
+
+Placement: on the FPN outputs, before the RPN (``GroundingRCNN``). GLIP fuses inside its
+one-stage head and Grounding DINO in its encoder, i.e. before anything proposes or scores a
+box; in a two-stage detector the equivalent point is the FPN output, so that the proposals
+(RPN) and the pooled region features (ROI heads) are both text-conditioned. Fusing after ROI
+pooling instead would leave the proposals blind to the prompt and cost one attention per
+region; fusing inside the backbone would re-run the backbone per prompt chunk, which is what
+makes GLIP slow on large vocabularies. With fusion on the FPN outputs the backbone runs once
+per image and only fusion and heads run per chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["BiAttentionLayer", "FeatureTextFusion", "LOGIT_CLAMP"]
+
+LOGIT_CLAMP = 50000.0  # GLIP / Grounding DINO: keeps fp16 logits finite
+
+
+class BiAttentionLayer(nn.Module):
+    """One bidirectional cross-attention layer (GLIP's X-MHA) with pre-norm and layer scale.
+
+    With O the image positions and P the tokens, per head::
+
+        A = (LN(O) W_q)(LN(P) W_k)^T / sqrt(d_head)           one logit matrix, both directions
+        O <- O + g_o * softmax_tokens(A) (LN(P) W_v) W_o         padded tokens masked out
+        P <- P + g_p * softmax_positions(A^T) (LN(O) W_v') W_o'
+        P <- P + g_f * FFN(LN(P))                                 the text layer
+
+    ``g_*`` are per-channel layer scales initialised small (GLIP: 1e-4), so an untrained
+    fusion starts as the identity. Logits are clamped to +-50000.
+
+    Args:
+        image_dim: channels C of the image features.
+        text_dim: channels D of the tokens.
+        embed_dim: attention width (split over ``num_heads``).
+        num_heads: attention heads.
+        layer_scale: initial value of the layer scales.
+        ffn_dim: hidden width of the text FFN (0: none).
+    """
+
+    def __init__(
+        self,
+        image_dim: int,
+        text_dim: int,
+        *,
+        embed_dim: int = 128,
+        num_heads: int = 4,
+        layer_scale: float = 1e-4,
+        ffn_dim: int = 512,
+    ) -> None:
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(
+                f"BiAttentionLayer: embed_dim={embed_dim} is not divisible by num_heads={num_heads}"
+            )
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.norm_image = nn.LayerNorm(image_dim)
+        self.norm_text = nn.LayerNorm(text_dim)
+        self.query_image = nn.Linear(image_dim, embed_dim)
+        self.key_text = nn.Linear(text_dim, embed_dim)
+        self.value_text = nn.Linear(text_dim, embed_dim)
+        self.value_image = nn.Linear(image_dim, embed_dim)
+        self.out_image = nn.Linear(embed_dim, image_dim)
+        self.out_text = nn.Linear(embed_dim, text_dim)
+        self.gamma_image = nn.Parameter(torch.full((image_dim,), float(layer_scale)))
+        self.gamma_text = nn.Parameter(torch.full((text_dim,), float(layer_scale)))
+        if ffn_dim > 0:
+            self.ffn = nn.Sequential(
+                nn.LayerNorm(text_dim),
+                nn.Linear(text_dim, ffn_dim),
+                nn.GELU(),
+                nn.Linear(ffn_dim, text_dim),
+            )
+            self.gamma_ffn = nn.Parameter(torch.full((text_dim,), float(layer_scale)))
+        else:
+            self.ffn = None
+        for lin in (self.query_image, self.key_text, self.value_text, self.value_image):
+            nn.init.xavier_uniform_(lin.weight)
+            nn.init.zeros_(lin.bias)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        n, length, _ = x.shape
+        return x.view(n, length, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def _merge(self, x: torch.Tensor) -> torch.Tensor:
+        n, _, length, _ = x.shape
+        return x.transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim)
+
+    def attention_logits(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        """(N, heads, HW, L) shared logits A (clamped)."""
+        q = self._heads(self.query_image(self.norm_image(image))) * self.head_dim**-0.5
+        k = self._heads(self.key_text(self.norm_text(text)))
+        return (q @ k.transpose(-1, -2)).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+
+    def forward(
+        self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            image: (N, HW, C) image positions (all fused FPN levels, concatenated).
+            text: (N, L, D) tokens.
+            text_mask: (N, L) bool, True for real tokens (at least one per row).
+
+        Returns:
+            the updated ``image`` (N, HW, C) and ``text`` (N, L, D).
+        """
+        logits = self.attention_logits(image, text)  # (N, h, HW, L)
+        pad = ~text_mask[:, None, None, :]
+        to_tokens = logits.masked_fill(pad, float("-inf")).softmax(dim=-1)
+        value_text = self._heads(self.value_text(self.norm_text(text)))
+        image_update = self.out_image(self._merge(to_tokens @ value_text))
+        # the text side reads the same logits, normalised over image positions
+        to_image = logits.transpose(-1, -2).softmax(dim=-1)  # (N, h, L, HW)
+        value_image = self._heads(self.value_image(self.norm_image(image)))
+        text_update = self.out_text(self._merge(to_image @ value_image))
+        image = image + self.gamma_image * image_update
+        text = text + self.gamma_text * text_update
+        if self.ffn is not None:
+            text = text + self.gamma_ffn * self.ffn(text)
+        return image, text
+
+
+class FeatureTextFusion(nn.Module):
+    """K :class:`BiAttentionLayer` on the FPN outputs (all ``in_features`` levels at once).
+
+    The levels are flattened and concatenated, so a token's update attends over every
+    position of every level (one softmax), while each position attends over the tokens.
+    ``num_layers=0`` is the no-fusion ablation: features and tokens pass through unchanged.
+
+    Args:
+        in_features: FPN levels to fuse (e.g. ``["p2", ..., "p6"]``); other levels pass through.
+        image_dim: FPN channels.
+        text_dim: token channels.
+        num_layers: K.
+        embed_dim, num_heads, ffn_dim: per layer (see :class:`BiAttentionLayer`).
+        layer_scale: initial layer scale; default ``1e-4`` (GLIP).
+    """
+
+    def __init__(
+        self,
+        *,
+        in_features: Sequence[str],
+        image_dim: int,
+        text_dim: int,
+        num_layers: int,
+        embed_dim: int = 128,
+        num_heads: int = 4,
+        ffn_dim: int = 512,
+        layer_scale: float = 1e-4,
+    ) -> None:
+        super().__init__()
+        if num_layers < 0:
+            raise ValueError(f"FeatureTextFusion: num_layers must be >= 0, got {num_layers}")
+        self.in_features = list(in_features)
+        self.layers = nn.ModuleList(
+            BiAttentionLayer(
+                image_dim,
+                text_dim,
+                embed_dim=embed_dim,
+                num_heads=num_heads,
+                layer_scale=layer_scale,
+                ffn_dim=ffn_dim,
+            )
+            for _ in range(num_layers)
+        )
+
+    def forward(
+        self,
+        features: dict[str, torch.Tensor],
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """
+        Args:
+            features: FPN maps by name, each (N, C, H, W).
+            text: (N, L, D) tokens (or (1, L, D), shared by the batch).
+            text_mask: (N, L) or (1, L) bool, True for real tokens.
+
+        Returns:
+            fused features (same keys and shapes) and (N, L, D) fused tokens.
+        """
+        n = next(iter(features.values())).shape[0]
+        text = text.expand(n, -1, -1)
+        text_mask = text_mask.expand(n, -1)
+        if not len(self.layers):
+            return features, text
+        missing = [f for f in self.in_features if f not in features]
+        if missing:
+            raise KeyError(f"FeatureTextFusion: levels {missing} not in {sorted(features)}")
+        shapes = [features[f].shape for f in self.in_features]
+        image = torch.cat([features[f].flatten(2).transpose(1, 2) for f in self.in_features], 1)
+        for layer in self.layers:
+            image, text = layer(image, text, text_mask)
+        out = dict(features)
+        sizes = [s[2] * s[3] for s in shapes]
+        for name, shape, part in zip(self.in_features, shapes, image.split(sizes, dim=1)):
+            out[name] = part.transpose(1, 2).reshape(shape)
+        return out, text

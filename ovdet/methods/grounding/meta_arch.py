@@ -1,0 +1,347 @@
+"""Grounding R-CNN: a two-stage detector whose classes are phrases of a text prompt."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+
+import torch
+from detectron2.layers import batched_nms
+from detectron2.modeling.meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.structures import Instances
+from torch import nn
+
+from ovdet.methods.grounding.fusion import FeatureTextFusion
+from ovdet.methods.grounding.prompts import positive_map, split_into_prompts
+from ovdet.methods.grounding.region_word import TextContext
+from ovdet.methods.grounding.roi_heads import GroundingROIHeads
+from ovdet.text.token_encoder import TokenEncoder, TokenizedPrompt
+from ovdet.text.vocabulary import validate_names
+from ovdet.utils.errors import InputError
+
+__all__ = ["GroundingRCNN", "merge_detections"]
+
+
+def merge_detections(parts: list[Instances], nms_thresh: float, topk: int) -> Instances:
+    """One image's detections from several prompt chunks: per-class NMS over the union, then
+    the ``topk`` highest scores (a single part is returned unchanged)."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = Instances.cat(parts)
+    keep = batched_nms(merged.pred_boxes.tensor, merged.scores, merged.pred_classes, nms_thresh)
+    keep = keep[merged.scores[keep].argsort(descending=True, stable=True)][:topk]
+    return merged[keep]
+
+
+@META_ARCH_REGISTRY.register()
+class GroundingRCNN(GeneralizedRCNN):
+    """GLIP-style grounding in a detectron2 two-stage detector, for any vocabulary size.
+
+    Per image: backbone + FPN once; then, per prompt: tokens from the (frozen) token encoder,
+    a learned input projection (Grounding DINO's ``feat_map``), K layers of bidirectional
+    image-text fusion on the FPN outputs (:class:`FeatureTextFusion`), the RPN on the fused
+    features, and :class:`GroundingROIHeads` whose class logits are region-token alignment
+    scores. Training prompts are the names of the batch's classes plus sampled negatives (at
+    most ``max_train_phrases``, shuffled: GLIP's recipe); at inference the vocabulary is split
+    into prompts that fit the encoder's token limit (chunks, encoded once and cached per
+    vocabulary), fusion and heads run per chunk on the same backbone features, and the
+    detections are merged (per-class NMS, top-k).
+
+    Model I/O is detectron2's; ``pred_classes`` index :attr:`vocabulary`.
+
+    Args:
+        token_encoder: a :class:`~ovdet.text.TokenEncoder` (not a sub-module: frozen, not
+            saved in checkpoints).
+        train_vocabulary: names of the training classes (dataset contiguous ids).
+        vocabulary: inference class names (default: the training ones).
+        fusion_layers: K (0: the no-fusion ablation).
+        fusion_in_features: FPN levels fused (default: the RPN's).
+        fusion_embed_dim, fusion_heads, fusion_ffn_dim, fusion_layer_scale: see
+            :class:`~ovdet.methods.grounding.fusion.BiAttentionLayer`.
+        text_dim: token width inside the detector (the encoder's is projected to it).
+        max_train_phrases: phrases per training prompt (GLIP: 85).
+        train_negatives: training classes that may be sampled as negatives (default all;
+            OV-LVIS: the base classes, so rare names are never seen in training).
+        max_test_phrases: phrases per inference chunk (GLIP's LVIS evaluation: 40); None:
+            as many as the token limit allows.
+        vocabulary_cache_size: encoded vocabularies kept (LRU).
+        kwargs: :class:`GeneralizedRCNN` arguments (``backbone``, ``proposal_generator``,
+            ``roi_heads``, ``pixel_mean``, ``pixel_std``, ``input_format``).
+    """
+
+    def __init__(
+        self,
+        *,
+        token_encoder: TokenEncoder,
+        train_vocabulary: Sequence[str],
+        vocabulary: Sequence[str] | None = None,
+        fusion_layers: int = 2,
+        fusion_in_features: Sequence[str] | None = None,
+        fusion_embed_dim: int = 128,
+        fusion_heads: int = 4,
+        fusion_ffn_dim: int = 512,
+        fusion_layer_scale: float = 1e-4,
+        text_dim: int = 256,
+        max_train_phrases: int = 85,
+        train_negatives: Sequence[str] | None = None,
+        max_test_phrases: int | None = None,
+        vocabulary_cache_size: int = 8,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(self.roi_heads, GroundingROIHeads):
+            raise TypeError(
+                f"GroundingRCNN: roi_heads must be GroundingROIHeads, got "
+                f"{type(self.roi_heads).__name__}"
+            )
+        if not isinstance(token_encoder, TokenEncoder):
+            raise TypeError(
+                f"GroundingRCNN: token_encoder must be an ovdet.text.TokenEncoder "
+                f"(HFTokenEncoder, OpenCLIPTokenEncoder), got {type(token_encoder).__name__}"
+            )
+        self.token_encoder = token_encoder
+        self.train_vocabulary = validate_names(train_vocabulary, "GroundingRCNN(train_vocabulary)")
+        if len(self.train_vocabulary) != self.roi_heads.num_classes:
+            raise ValueError(
+                f"GroundingRCNN: {len(self.train_vocabulary)} training class names but the ROI "
+                f"heads train {self.roi_heads.num_classes} classes"
+            )
+        if max_train_phrases < 1:
+            raise ValueError(f"GroundingRCNN: max_train_phrases must be >= 1: {max_train_phrases}")
+        self.max_train_phrases = int(max_train_phrases)
+        allowed = torch.ones(len(self.train_vocabulary), dtype=torch.bool)
+        if train_negatives is not None:
+            row = {n: i for i, n in enumerate(self.train_vocabulary)}
+            negatives = validate_names(train_negatives, "GroundingRCNN(train_negatives)")
+            unknown = [n for n in negatives if n not in row]
+            if unknown:
+                raise ValueError(
+                    f"GroundingRCNN: train_negatives {unknown[:5]} are not training classes"
+                )
+            allowed[:] = False
+            allowed[[row[n] for n in negatives]] = True
+        self.register_buffer("_negative_ok", allowed, persistent=False)
+        self.max_test_phrases = max_test_phrases
+        self.text_input = nn.Linear(int(token_encoder.dim), int(text_dim))
+        # orthogonal: the frozen encoder's geometry (which novel names rely on) is kept at init
+        nn.init.orthogonal_(self.text_input.weight)
+        nn.init.zeros_(self.text_input.bias)
+        levels = list(fusion_in_features or self.proposal_generator.in_features)
+        shapes = self.backbone.output_shape()
+        widths = {shapes[f].channels for f in levels}
+        if len(widths) != 1:
+            raise ValueError(f"GroundingRCNN: fused levels {levels} differ in width: {widths}")
+        self.fusion = FeatureTextFusion(
+            in_features=levels,
+            image_dim=widths.pop(),
+            text_dim=int(text_dim),
+            num_layers=int(fusion_layers),
+            embed_dim=fusion_embed_dim,
+            num_heads=fusion_heads,
+            ffn_dim=fusion_ffn_dim,
+            layer_scale=fusion_layer_scale,
+        )
+        if vocabulary_cache_size < 1:
+            raise ValueError("GroundingRCNN: vocabulary_cache_size must be >= 1")
+        self.vocabulary_cache_size = int(vocabulary_cache_size)
+        self._prompt_cache: OrderedDict[tuple, list[TokenizedPrompt]] = OrderedDict()
+        self._vocabulary = (
+            list(self.train_vocabulary)
+            if vocabulary is None
+            else validate_names(vocabulary, "GroundingRCNN(vocabulary)")
+        )
+
+    # ------------------------------------------------------------------ vocabulary
+    @property
+    def text_encoder(self) -> TokenEncoder:
+        """The token encoder (the name ``OVPredictor`` looks for)."""
+        return self.token_encoder
+
+    @property
+    def vocabulary(self) -> list[str]:
+        """Class names of the inference vocabulary; ``pred_classes`` index this list."""
+        return list(self._vocabulary)
+
+    def set_vocabulary(self, names: Sequence[str], names_for_embeddings=None) -> None:
+        """Change the inference vocabulary (any size: it is split into prompts)."""
+        if isinstance(names, torch.Tensor) or names_for_embeddings is not None:
+            raise TypeError(
+                "GroundingRCNN scores regions against the tokens of class names, not against "
+                "class embeddings; pass the class names"
+            )
+        self._vocabulary = validate_names(names, "set_vocabulary(names)")
+
+    def vocabulary_prompts(self) -> list[TokenizedPrompt]:
+        """The encoded prompt chunks of the current vocabulary (memoised, LRU)."""
+        key = (self.token_encoder.identity, tuple(self._vocabulary), self.max_test_phrases)
+        prompts = self._prompt_cache.get(key)
+        if prompts is None:
+            chunks = split_into_prompts(
+                self._vocabulary, self.token_encoder, max_phrases=self.max_test_phrases
+            )
+            prompts = [self.token_encoder.encode_prompt(c) for c in chunks]
+            self._prompt_cache[key] = prompts
+            while len(self._prompt_cache) > self.vocabulary_cache_size:
+                self._prompt_cache.popitem(last=False)
+        else:
+            self._prompt_cache.move_to_end(key)
+        return prompts
+
+    def clear_vocabulary_cache(self) -> None:
+        self._prompt_cache.clear()
+
+    # ------------------------------------------------------------------ prompts
+    def _training_prompt(self, gt_instances: list[Instances]) -> tuple[TokenizedPrompt, list[int]]:
+        """GLIP's detection prompt: the batch's classes, then random negatives, shuffled."""
+        num = len(self.train_vocabulary)
+        present = torch.unique(torch.cat([x.gt_classes.cpu() for x in gt_instances]))
+        present = present[(present >= 0) & (present < num)]
+        is_present = torch.zeros(num, dtype=torch.bool)
+        is_present[present] = True
+        absent = _absent(is_present | ~self._negative_ok.cpu())
+        order = torch.cat([present[torch.randperm(len(present))], absent])
+        names = [self.train_vocabulary[i] for i in order.tolist()]
+        chosen = split_into_prompts(names, self.token_encoder, max_phrases=self.max_train_phrases)[
+            0
+        ]
+        picked = order[: len(chosen)]
+        picked = picked[torch.randperm(len(picked))]
+        return self._encode([self.train_vocabulary[i] for i in picked.tolist()]), picked.tolist()
+
+    def _encode(self, phrases: list[str]) -> TokenizedPrompt:
+        key = (self.token_encoder.identity, tuple(phrases), "train")
+        prompt = self._prompt_cache.get(key)
+        if prompt is None:
+            prompt = [self.token_encoder.encode_prompt(phrases)]
+            self._prompt_cache[key] = prompt
+            while len(self._prompt_cache) > max(self.vocabulary_cache_size, 64):
+                self._prompt_cache.popitem(last=False)
+        return prompt[0]
+
+    def fuse(
+        self,
+        features: dict[str, torch.Tensor],
+        prompt: TokenizedPrompt,
+        classes: list[int] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], TextContext]:
+        """Fuse ``prompt`` into the FPN features.
+
+        Args:
+            features: backbone (FPN) features, each (N, C, H, W).
+            prompt: an encoded prompt.
+            classes: training only: the training class of each phrase.
+
+        Returns:
+            fused features and the :class:`TextContext` for the ROI heads.
+        """
+        tokens = self.text_input(prompt.features.to(self.device))[None]
+        mask = prompt.mask.to(self.device)
+        fused, tokens = self.fusion(features, tokens, mask[None])
+        phrase_map = positive_map(prompt.spans, prompt.num_tokens).to(self.device)
+        rows = None
+        if classes is not None:
+            rows = torch.full((len(self.train_vocabulary),), -1, dtype=torch.long)
+            rows[torch.as_tensor(classes, dtype=torch.long)] = torch.arange(len(classes))
+            rows = rows.to(self.device)
+        return fused, TextContext(tokens=tokens, mask=mask, phrase_map=phrase_map, class_rows=rows)
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batched_inputs: list[dict]):
+        """detectron2 model call: training losses, or ``[{"instances": ...}]`` per image."""
+        if not self.training:
+            return self.inference(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        if "instances" not in batched_inputs[0]:
+            raise InputError("GroundingRCNN training needs 'instances' in the input dicts")
+        gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+        features = self.backbone(images.tensor)
+        prompt, classes = self._training_prompt(gt_instances)
+        fused, text = self.fuse(features, prompt, classes)
+        proposals, proposal_losses = self.proposal_generator(images, fused, gt_instances)
+        _, detector_losses = self.roi_heads(images, fused, proposals, gt_instances, text=text)
+        return {**detector_losses, **proposal_losses}
+
+    def inference(
+        self,
+        batched_inputs: list[dict],
+        detected_instances=None,
+        do_postprocess: bool = True,
+    ) -> list[dict] | list[Instances]:
+        """Detect every class of :attr:`vocabulary`: backbone once, fusion and heads per
+        prompt chunk, merged."""
+        if detected_instances is not None:
+            raise NotImplementedError("GroundingRCNN does not take given boxes")
+        images = self.preprocess_image(batched_inputs)
+        features = self.backbone(images.tensor)
+        predictor = self.roi_heads.box_predictor
+        per_chunk: list[list[Instances]] = []
+        offset = 0
+        for prompt in self.vocabulary_prompts():
+            results = self._detect(images, features, prompt)
+            for r in results:
+                r.pred_classes = r.pred_classes + offset
+            per_chunk.append(results)
+            offset += len(prompt.phrases)
+        results = [
+            merge_detections(
+                [chunk[i] for chunk in per_chunk],
+                predictor.test_nms_thresh,
+                predictor.test_topk_per_image,
+            )
+            for i in range(len(batched_inputs))
+        ]
+        if do_postprocess:
+            return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
+        return results
+
+    def _detect(self, images, features, prompt: TokenizedPrompt) -> list[Instances]:
+        fused, text = self.fuse(features, prompt)
+        proposals, _ = self.proposal_generator(images, fused, None)
+        results, _ = self.roi_heads(images, fused, proposals, None, text=text)
+        return results
+
+    def ground(
+        self,
+        batched_inputs: list[dict],
+        caption: str,
+        phrases: Sequence[str] | None = None,
+        spans: Sequence | None = None,
+    ) -> list[dict]:
+        """Phrase grounding: boxes for the phrases of one caption.
+
+        Args:
+            batched_inputs: detectron2 input dicts (``image``, optional ``height``/``width``).
+            caption: the caption, e.g. ``"a red circle left of two blue squares"``.
+            phrases: phrases of the caption (each found at its first occurrence), or
+            spans: their ``(start, end)`` character spans (or lists of spans).
+
+        Returns:
+            ``[{"instances": Instances}]`` per image; ``pred_classes`` index the phrases.
+        """
+        if (phrases is None) == (spans is None):
+            raise InputError("ground: pass either phrases or spans (one of them)")
+        if phrases is not None:
+            spans = []
+            for i, phrase in enumerate(validate_names(phrases, "ground(phrases)")):
+                start = caption.find(phrase)
+                if start < 0:
+                    raise InputError(
+                        f"ground: phrase {i} ({phrase!r}) is not in the caption {caption!r}"
+                    )
+                spans.append((start, start + len(phrase)))
+        prompt = self.token_encoder.encode_caption(caption, spans)
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                images = self.preprocess_image(batched_inputs)
+                features = self.backbone(images.tensor)
+                results = self._detect(images, features, prompt)
+        finally:
+            self.train(was_training)
+        return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
+
+
+def _absent(is_present: torch.Tensor) -> torch.Tensor:
+    absent = (~is_present).nonzero().flatten()
+    return absent[torch.randperm(len(absent))]

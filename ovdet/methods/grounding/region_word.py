@@ -1,0 +1,229 @@
+"""Region-word alignment head: the scores of regions against tokens replace class logits."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from detectron2.layers import ShapeSpec, cat
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.roi_heads.fast_rcnn import FastRCNNOutputLayers
+from detectron2.structures import Instances
+from fvcore.nn import sigmoid_focal_loss
+from torch import nn
+
+from ovdet.methods.grounding.fusion import LOGIT_CLAMP
+from ovdet.methods.grounding.prompts import AGGREGATIONS, aggregate_phrase_scores
+
+__all__ = ["RegionWordOutputLayers", "TextContext"]
+
+
+@dataclass
+class TextContext:
+    """The prompt one ROI-head call scores against.
+
+    Attributes:
+        tokens: (N, L, D) fused token features, one row per image of the batch.
+        mask: (L,) bool, True for real tokens.
+        phrase_map: (P, L) binary positive map of the prompt's phrases.
+        class_rows: (C_train,) long, training only: the phrase of each training class in the
+            prompt, -1 for a class not in it (its boxes then train as background).
+        counts: regions per image, in the order the ROI heads concatenate them (set by
+            :class:`~ovdet.methods.grounding.roi_heads.GroundingROIHeads`).
+    """
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    phrase_map: torch.Tensor
+    class_rows: torch.Tensor | None = None
+    counts: list[int] | None = None
+
+
+class RegionWordOutputLayers(FastRCNNOutputLayers):
+    """Fast R-CNN output layers whose class logits are region-word alignment scores.
+
+    For region features x and the tokens t_1..t_L of the prompt (fused, per image)::
+
+        S = <norm(W_r x), norm(W_t t_j)> / exp(log_scale) + <norm(W_t t_j), b> + b_0
+
+    (GLIP's dot-product head; ``b_0`` from a prior of 0.01, -4.6). Training: sigmoid focal
+    loss (alpha 0.25, gamma 2) of S against the positive map of each region's phrase, over
+    the real tokens, background regions all zeros, normalised by the foreground regions.
+    Inference: a class's score is the mean (or max) of its phrase's token probabilities.
+    Boxes are class-agnostic (as in ``OVFastRCNNOutputLayers``).
+
+    The prompt is given per call by :meth:`use_text` (the ROI heads do this).
+
+    Args:
+        input_shape: box-head output shape.
+        box2box_transform: box delta parametrisation.
+        num_classes: training classes (ROI labels in [0, C_train], C_train = background).
+        text_dim: width of the (fused) tokens.
+        embed_dim: width of the joint region-token space.
+        temperature: initial ``exp(log_scale)`` (learned).
+        prior_prob: initial foreground probability (sets ``b_0``).
+        aggregation: ``"mean"`` or ``"max"`` over a phrase's tokens at inference.
+        focal_alpha, focal_gamma: focal loss.
+        test_score_thresh, test_nms_thresh, test_topk_per_image: inference filtering.
+        smooth_l1_beta, box_reg_loss_type, loss_weight: as in detectron2.
+    """
+
+    def __init__(
+        self,
+        input_shape: ShapeSpec | int,
+        *,
+        box2box_transform: Box2BoxTransform,
+        num_classes: int,
+        text_dim: int,
+        embed_dim: int = 256,
+        temperature: float = 0.1,
+        prior_prob: float = 0.01,
+        aggregation: str = "mean",
+        focal_alpha: float = 0.25,
+        focal_gamma: float = 2.0,
+        test_score_thresh: float = 0.05,
+        test_nms_thresh: float = 0.5,
+        test_topk_per_image: int = 100,
+        smooth_l1_beta: float = 0.0,
+        box_reg_loss_type: str = "smooth_l1",
+        loss_weight: float | dict[str, float] = 1.0,
+    ) -> None:
+        if aggregation not in AGGREGATIONS:
+            raise ValueError(
+                f"RegionWordOutputLayers: aggregation must be one of {AGGREGATIONS}, got "
+                f"{aggregation!r}"
+            )
+        if not 0.0 < prior_prob < 1.0 or temperature <= 0:
+            raise ValueError(
+                "RegionWordOutputLayers: prior_prob must be in (0, 1) and temperature > 0, got "
+                f"{prior_prob}, {temperature}"
+            )
+        super().__init__(
+            input_shape,
+            box2box_transform=box2box_transform,
+            num_classes=num_classes,
+            test_score_thresh=test_score_thresh,
+            test_nms_thresh=test_nms_thresh,
+            test_topk_per_image=test_topk_per_image,
+            cls_agnostic_bbox_reg=True,
+            smooth_l1_beta=smooth_l1_beta,
+            box_reg_loss_type=box_reg_loss_type,
+            loss_weight=loss_weight,
+        )
+        del self.cls_score  # the tokens of the prompt are the classifier
+        in_dim = self.bbox_pred.in_features
+        self.region_proj = nn.Linear(in_dim, embed_dim)
+        self.text_proj = nn.Linear(text_dim, embed_dim)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(temperature)))
+        self.bias_lang = nn.Parameter(torch.zeros(embed_dim))
+        self.bias0 = nn.Parameter(torch.tensor(-math.log((1 - prior_prob) / prior_prob)))
+        self.aggregation = aggregation
+        self.focal_alpha = float(focal_alpha)
+        self.focal_gamma = float(focal_gamma)
+        self._text: TextContext | None = None
+
+    @contextlib.contextmanager
+    def use_text(self, text: TextContext) -> Iterator[None]:
+        """Score against ``text`` inside the block."""
+        previous, self._text = self._text, text
+        try:
+            yield
+        finally:
+            self._text = previous
+
+    def _context(self) -> TextContext:
+        if self._text is None or self._text.counts is None:
+            raise RuntimeError(
+                "RegionWordOutputLayers: no prompt; it is called by GroundingROIHeads with "
+                "text=TextContext(...) (GroundingRCNN builds it)"
+            )
+        return self._text
+
+    def token_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(R, in) region features -> (R, L) region-token logits S (see the class doc)."""
+        text = self._context()
+        if sum(text.counts) != x.shape[0]:
+            raise RuntimeError(
+                f"RegionWordOutputLayers: {x.shape[0]} regions but the ROI heads counted "
+                f"{sum(text.counts)}"
+            )
+        regions = F.normalize(self.region_proj(x), dim=-1)
+        tokens = F.normalize(self.text_proj(text.tokens), dim=-1)  # (N, L, E)
+        bias = tokens @ self.bias_lang + self.bias0  # (N, L)
+        scale = self.log_scale.exp()
+        rows = [
+            r @ tokens[i].T / scale + bias[i]
+            for i, r in enumerate(regions.split(list(text.counts), dim=0))
+        ]
+        logits = cat(rows, dim=0) if rows else regions.new_zeros(0, tokens.shape[1])
+        return logits.clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            x: (R, ...) per-region features, images concatenated in order.
+
+        Returns:
+            (R, L) region-token logits and (R, 4) class-agnostic box deltas.
+        """
+        if x.dim() > 2:
+            x = torch.flatten(x, start_dim=1)
+        return self.token_logits(x), self.bbox_pred(x)
+
+    def losses(
+        self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
+    ) -> dict[str, torch.Tensor]:
+        """``{"loss_cls": focal loss on the positive maps, "loss_box_reg"}``."""
+        logits, deltas = predictions
+        text = self._context()
+        if text.class_rows is None:
+            raise RuntimeError("RegionWordOutputLayers.losses: the prompt has no class_rows")
+        device = logits.device
+        gt_classes = (
+            cat([p.gt_classes for p in proposals], dim=0)
+            if len(proposals)
+            else torch.empty(0, dtype=torch.long, device=device)
+        )
+        fg = (gt_classes >= 0) & (gt_classes < self.num_classes)
+        rows = torch.full_like(gt_classes, -1)
+        rows[fg] = text.class_rows.to(device)[gt_classes[fg]]
+        in_prompt = rows >= 0
+        targets = torch.zeros_like(logits)
+        targets[in_prompt] = text.phrase_map.to(logits.dtype)[rows[in_prompt]]
+        real = text.mask.to(device)
+        loss_cls = sigmoid_focal_loss(
+            logits[:, real],
+            targets[:, real],
+            alpha=self.focal_alpha,
+            gamma=self.focal_gamma,
+            reduction="sum",
+        ) / max(1, int(in_prompt.sum()))
+        if len(proposals):
+            proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals], dim=0)
+            gt_boxes = cat(
+                [(p.gt_boxes if p.has("gt_boxes") else p.proposal_boxes).tensor for p in proposals],
+                dim=0,
+            )
+        else:
+            proposal_boxes = gt_boxes = torch.empty((0, 4), device=device)
+        losses = {
+            "loss_cls": loss_cls,
+            "loss_box_reg": self.box_reg_loss(proposal_boxes, gt_boxes, deltas, gt_classes),
+        }
+        return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}
+
+    def predict_probs(
+        self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
+    ) -> list[torch.Tensor]:
+        """Per image (Ri, P + 1) phrase scores, a zero background column last."""
+        logits, _ = predictions
+        text = self._context()
+        scores = aggregate_phrase_scores(
+            logits.sigmoid(), text.phrase_map.to(logits.dtype), self.aggregation
+        )
+        scores = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)
+        return scores.split([len(p) for p in proposals], dim=0)

@@ -1,0 +1,186 @@
+"""``OpenCLIPTokenEncoder``: token states of an open_clip text tower, phrase by phrase.
+
+CLIP's text transformer is causal and short (77 positions; 32 for the OV-Shapes teacher), and
+its training only ever read the end-of-text (EOT) state. A whole prompt of class names does
+not fit it, and the word states inside one long causal sequence are not what CLIP learned to
+align with images. So this encoder runs the tower once per phrase (as YOLO-World does for its
+frozen CLIP vocabulary) and concatenates, phrase after phrase, the projected states of the
+phrase's word tokens and of its EOT token (whose projection is CLIP's sentence embedding of
+the phrase). The start token, identical for every phrase, is left out. A phrase's span is its
+word tokens plus its EOT; the token budget of a prompt is :attr:`max_tokens` (the fusion's,
+not the tower's, which only bounds single phrases).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ovdet.text.clip_models import (
+    ConfigLike,
+    create_clip_from_config,
+    create_clip_tokenizer,
+    load_clip_config,
+)
+from ovdet.text.encoder import default_device, file_identity, module_device, state_dict_digest
+from ovdet.text.token_encoder import PromptTooLongError, TokenEncoder, TokenizedPrompt
+
+__all__ = ["OpenCLIPTokenEncoder"]
+
+
+def _find(model: nn.Module, name: str):
+    for owner in (model, getattr(model, "text", None)):
+        if owner is not None and getattr(owner, name, None) is not None:
+            return getattr(owner, name)
+    return None
+
+
+class OpenCLIPTokenEncoder(TokenEncoder):
+    """Per-token features of an open_clip CLIP text tower (see the module docstring).
+
+    Args:
+        model: an open_clip model with ``encode_text`` and an ``ln_final`` (its own or its
+            ``text`` tower's).
+        tokenizer: open_clip tokenizer, ``list[str] -> LongTensor (N, context_length)``.
+        device: where to encode (default: where the model is).
+        max_tokens: the most tokens of one prompt (all its phrases together).
+        identity: names the weights; default a SHA-256 of the state dict (memoised).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer: Callable[[list[str]], torch.Tensor],
+        *,
+        device: str | torch.device | None = None,
+        max_tokens: int = 256,
+        identity: str | None = None,
+    ) -> None:
+        if not hasattr(model, "encode_text") or _find(model, "ln_final") is None:
+            raise TypeError(
+                f"OpenCLIPTokenEncoder: {type(model).__name__} is not an open_clip CLIP model "
+                "(no encode_text / ln_final)"
+            )
+        if int(max_tokens) < 2:
+            raise ValueError(f"OpenCLIPTokenEncoder: max_tokens must be >= 2, got {max_tokens}")
+        target = torch.device(device) if device is not None else module_device(model)
+        self._model = model.to(target)
+        self._tokenizer = tokenizer
+        self._device = target
+        self._max_tokens = int(max_tokens)
+        self._identity = identity
+        self._dim: int | None = None
+        self._cost: dict[str, int] = {}
+
+    @classmethod
+    def from_config(
+        cls,
+        config: ConfigLike,
+        checkpoint: str | os.PathLike | None = None,
+        *,
+        seed: int | None = None,
+        device: str | torch.device | None = None,
+        max_tokens: int = 256,
+    ) -> OpenCLIPTokenEncoder:
+        """Encoder over an open_clip model built from an architecture config (``model_cfg``
+        dict or json, e.g. the OV-Shapes teacher's ``teacher.json``) and optional weights."""
+        cfg = load_clip_config(config)
+        model = create_clip_from_config(cfg, checkpoint, seed=seed)
+        identity = None
+        if checkpoint is not None:
+            cfg_hash = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()
+            identity = f"open_clip-tokens:{cfg_hash}:file:{file_identity(checkpoint)}"
+        return cls(
+            model,
+            create_clip_tokenizer(cfg),
+            device=device if device is not None else default_device(),
+            max_tokens=max_tokens,
+            identity=identity,
+        )
+
+    @property
+    def module(self) -> nn.Module:
+        return self._model
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    @property
+    def context_length(self) -> int:
+        return int(self._tokenizer(["x"]).shape[1])
+
+    @property
+    def dim(self) -> int:
+        if self._dim is None:
+            self._dim = int(self.encode_prompt(["x"]).features.shape[1])
+        return self._dim
+
+    @property
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = (
+                f"open_clip-tokens:sha256:{state_dict_digest(self._model)}"
+                f"|tokenizer:{type(self._tokenizer).__name__}:{self.context_length}"
+            )
+        return f"{self._identity}|max_tokens={self._max_tokens}"
+
+    def phrase_cost(self, phrase: str) -> int:
+        cost = self._cost.get(phrase)
+        if cost is None:
+            encode = getattr(self._tokenizer, "encode", None)
+            if encode is not None:
+                words = len(encode(phrase))
+            else:
+                tokens = self._tokenizer([phrase])[0]
+                words = int(tokens.argmax()) - 1
+            limit = self.context_length - 2
+            if words > limit:
+                raise PromptTooLongError(
+                    f"phrase {phrase!r} has {words} tokens; the CLIP text tower takes at most "
+                    f"{limit} per phrase (context length {limit + 2}); shorten it"
+                )
+            cost = self._cost[phrase] = words + 1  # its words and its end token
+        return cost
+
+    def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
+        for phrase in phrases:
+            self.phrase_cost(phrase)  # refuses a phrase the tower would truncate
+        tokens = self._tokenizer(phrases).to(self._device)
+        captured: list[torch.Tensor] = []
+        handle = _find(self._model, "ln_final").register_forward_hook(
+            lambda module, args, output: captured.append(output)
+        )
+        try:
+            self._model.encode_text(tokens)
+        finally:
+            handle.remove()
+        states = captured[-1]
+        if states.shape[0] != tokens.shape[0]:  # a sequence-first transformer
+            states = states.transpose(0, 1)
+        proj = _find(self._model, "text_projection")
+        if isinstance(proj, nn.Module):
+            states = proj(states)
+        elif proj is not None:
+            states = states @ proj
+        eot = tokens.argmax(dim=-1)  # open_clip's EOT id is the largest token id
+        rows, spans, start = [], [], 0
+        for i in range(len(phrases)):
+            end = int(eot[i]) + 1
+            rows.append(states[i, 1:end])  # word tokens and EOT, not the start token
+            spans.append((start, start + end - 1))
+            start += end - 1
+        features = torch.cat(rows)
+        mask = torch.ones(features.shape[0], dtype=torch.bool)
+        return TokenizedPrompt(
+            tuple(phrases), ". ".join(phrases) + ".", features, mask, tuple(spans)
+        )
