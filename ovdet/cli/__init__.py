@@ -9,6 +9,7 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet embed-text          encode a vocabulary into a (C, D) classifier file
     ovdet detect              text-prompted detection on images / folders / globs
     ovdet pseudo-label        pseudo-boxes (and SAM masks) of many images as one COCO json
+    ovdet self-train          rounds of pseudo-label -> merge -> train -> evaluate
     ovdet train               train from a LazyConfig (detectron2 launch, multi-GPU/node)
     ovdet eval                evaluate a trained model on its config's test dataset
     ovdet evaluate            score a COCO-format results json against ground truth
@@ -39,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "embed-text": ("ovdet.cli.embed_text", "main", "encode a vocabulary to a .npy/.pt file"),
     "detect": ("ovdet.cli.detect", "main", "text-prompted detection on images"),
     "pseudo-label": ("ovdet.cli.pseudo_label", "main", "pseudo-boxes as one COCO json"),
+    "self-train": ("ovdet.cli.self_train", "main", "pseudo-label, merge, train: in rounds"),
     "train": ("ovdet.cli.train", "main", "train from a LazyConfig"),
     "eval": ("ovdet.cli.train", "eval_main", "evaluate a model from a LazyConfig"),
     "evaluate": ("ovdet.cli.evaluate", "main", "score COCO results against GT"),

@@ -15,6 +15,15 @@
        ``dataset_dict["image"]``. Boxes that leave the image or become empty are dropped.
    ``teacher_embeddings`` (array-like (N, D), row i belongs to proposal i)
        Returned as float32 Tensor (M, D), rows kept aligned with the surviving proposals.
+
+3. with ``crowd_as_ignore=True``, crowd annotations (``iscrowd: 1``) become **ignore regions**
+   in training instead of being dropped: instances with class ``-1``. detectron2's ROI heads
+   then never sample a proposal whose best-matching box is one (``subsample_labels`` takes
+   neither label ``-1`` as foreground nor as background), so nothing near it is trained as
+   background or as any class; the RPN still takes it as an object. Self-training marks
+   pseudo boxes of uncertain score this way (:mod:`ovdet.self_train`). An ignore region
+   without a segmentation gets its box as mask (never a mask target: the mask head trains on
+   sampled foreground only).
 """
 
 from __future__ import annotations
@@ -118,7 +127,8 @@ class OVDatasetMapper(DatasetMapper):
     masks (polygons or RLE) are rasterised and transformed with the image, so masks use
     ``instance_mask_format="bitmask"`` (set automatically). Annotations whose box
     albumentations drops (outside the image, below ``min_visibility``) are dropped with their
-    masks; crowd annotations are dropped in training, as detectron2 does.
+    masks; crowd annotations are dropped in training, as detectron2 does (or kept as ignore
+    regions: ``crowd_as_ignore``).
     """
 
     @configurable
@@ -136,6 +146,7 @@ class OVDatasetMapper(DatasetMapper):
         precomputed_proposal_topk: int | None = None,
         recompute_boxes: bool = False,
         teacher_proposal_min_size: float = 0.0,
+        crowd_as_ignore: bool = False,
     ):
         """
         Args:
@@ -148,6 +159,8 @@ class OVDatasetMapper(DatasetMapper):
                 precomputed_proposal_topk, recompute_boxes: as in detectron2's DatasetMapper.
             teacher_proposal_min_size: teacher proposals whose width or height (in output
                 pixels) is not above this are dropped.
+            crowd_as_ignore: keep crowd annotations in training as ignore regions (class
+                -1; see the module docstring) instead of dropping them as detectron2 does.
         """
         if albumentations is not None and not isinstance(albumentations, A.Compose):
             albumentations = build_albumentations(albumentations)
@@ -171,6 +184,7 @@ class OVDatasetMapper(DatasetMapper):
         )
         self.albumentations = albumentations
         self.teacher_proposal_min_size = teacher_proposal_min_size
+        self.crowd_as_ignore = bool(crowd_as_ignore)
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True) -> dict:
@@ -193,6 +207,18 @@ class OVDatasetMapper(DatasetMapper):
             ) from e
         except (OSError, SyntaxError, ValueError) as e:
             raise OSError(f"cannot read image {file_name} (corrupt or not an image): {e}") from e
+
+    def _crowd_to_ignore(self, dataset_dict: dict) -> None:
+        """Crowd annotations -> ignore regions: class -1, ``iscrowd`` 0 (kept by detectron2's
+        annotation transform), a box-shaped mask when masks are used and there is none."""
+        for anno in dataset_dict.get("annotations", []):
+            if not anno.get("iscrowd", 0):
+                continue
+            anno["iscrowd"] = 0
+            anno["category_id"] = -1
+            if self.use_instance_mask and "segmentation" not in anno:
+                x0, y0, x1, y1 = BoxMode.convert(anno["bbox"], anno["bbox_mode"], BoxMode.XYXY_ABS)
+                anno["segmentation"] = [[x0, y0, x1, y0, x1, y1, x0, y1]]
 
     def _teacher(self, dataset_dict: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
         boxes = dataset_dict.pop("teacher_proposals", None)
@@ -314,6 +340,8 @@ class OVDatasetMapper(DatasetMapper):
             (training), the extra keys as documented in the module docstring.
         """
         dataset_dict = copy.deepcopy(dataset_dict)  # modified below
+        if self.crowd_as_ignore and self.is_train:
+            self._crowd_to_ignore(dataset_dict)
         image = self._read_image(dataset_dict)
         utils.check_image_size(dataset_dict, image)
         teacher_boxes, teacher_emb = self._teacher(dataset_dict)
