@@ -261,13 +261,15 @@ class OVPredictor:
         tensor = torch.as_tensor(np.ascontiguousarray(arr.transpose(2, 0, 1)))
         return {"image": tensor.to(self.device), "height": height, "width": width}
 
-    def _format(self, instances, score_thresh: float) -> dict[str, Any]:
+    def _format(
+        self, instances, score_thresh: float, names: Sequence[str] | None = None
+    ) -> dict[str, Any]:
         instances = instances.to("cpu")
         keep = instances.scores >= score_thresh
         instances = instances[keep]
         order = torch.argsort(instances.scores, descending=True)
         instances = instances[order]
-        vocab = self.vocabulary
+        vocab = self.vocabulary if names is None else list(names)
         labels = instances.pred_classes.numpy().astype(np.int64)
         out: dict[str, Any] = {
             "boxes": instances.pred_boxes.tensor.numpy().astype(np.float32),
@@ -327,6 +329,10 @@ class OVPredictor:
         image: ImageLike,
         vocabulary: Sequence[str] | None = None,
         score_thresh: float | None = None,
+        *,
+        caption: str | None = None,
+        phrases: Sequence[str] | None = None,
+        spans: Sequence | None = None,
     ) -> dict[str, Any]:
         """Detect the vocabulary's classes in one image.
 
@@ -338,6 +344,10 @@ class OVPredictor:
             vocabulary: a list of class names to detect (not a single string); ``None`` keeps
                 the current vocabulary.
             score_thresh: minimum score in [0, 1]; default the predictor's ``score_thresh``.
+            caption: phrase grounding instead of a vocabulary (a grounding model,
+                ``ovdet.methods.grounding``): boxes for ``phrases`` of this caption (each at its
+                first occurrence) or for character ``spans`` (``(start, end)`` or lists of
+                them); ``labels`` then index the phrases and ``class_names`` are the phrases.
 
         Returns:
             dict with ``boxes`` (N, 4) XYXY float32 in original pixels, ``scores`` (N,),
@@ -355,4 +365,30 @@ class OVPredictor:
                 f"predict takes one image, got a {type(image).__name__}; use predict_batch for "
                 "several images"
             )
+        if caption is not None or phrases is not None or spans is not None:
+            if vocabulary is not None or caption is None:
+                raise InputError(
+                    "predict: phrase grounding takes caption= with phrases= or spans=, and no "
+                    "vocabulary"
+                )
+            return self._ground(image, caption, phrases, spans, score_thresh)
         return self.predict_batch([image], vocabulary=vocabulary, score_thresh=score_thresh)[0]
+
+    @torch.no_grad()
+    def _ground(self, image, caption, phrases, spans, score_thresh) -> dict[str, Any]:
+        ground = getattr(self.model, "ground", None)
+        if ground is None:
+            raise InputError(
+                f"predict(caption=...): {type(self.model).__name__} detects a vocabulary; phrase "
+                "grounding needs a grounding model (GroundingRCNN, ovdet.methods.grounding)"
+            )
+        thresh = self.score_thresh if score_thresh is None else check_score_thresh(score_thresh)
+        (out,) = ground([self._prepare(image)], caption, phrases=phrases, spans=spans)
+        if phrases is not None:
+            names = list(phrases)
+        else:
+            names = [
+                " ".join(caption[a:b] for a, b in ([s] if isinstance(s[0], int) else s))
+                for s in spans
+            ]
+        return self._format(out["instances"], thresh, names=names)
