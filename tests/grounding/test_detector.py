@@ -205,3 +205,19 @@ def test_bad_input_names_the_culprit(build_grounding, bert_encoder, clip_encoder
             pixel_mean=[0, 0, 0],
             pixel_std=[1, 1, 1],
         )
+
+
+def test_checkpoint_of_another_text_encoder_is_refused(
+    build_grounding, bert_encoder, clip_encoder, tmp_path
+):
+    from ovdet.engine.checkpoint import CheckpointMismatchError, load_detectron2_weights
+
+    trained = build_grounding(clip_encoder, NAMES[:3])  # 16-d CLIP tokens
+    path = tmp_path / "model.pth"
+    torch.save({"model": trained.state_dict()}, path)
+    other = build_grounding(bert_encoder, NAMES[:3])  # 32-d BERT tokens
+    with pytest.raises(CheckpointMismatchError, match="text_input"):
+        load_detectron2_weights(other, path)
+    same = build_grounding(clip_encoder, NAMES[:3], seed=1)
+    load_detectron2_weights(same, path)
+    assert torch.equal(same.text_input.weight, trained.text_input.weight)
