@@ -7,6 +7,9 @@
     ovdet pseudo-label --config CFG --weights W --vocab coco --coco-json train.json \
         --image-root images/ --captions captions_train.json --output pl/
     ovdet pseudo-label ... --num-shards 4 --shard-index I --output pl/    (I = 0..3)
+    ovdet pseudo-label --config CFG --weights W --clip teacher.pt \
+        --embeddings class_embeddings.pt --coco-json train.json --image-root images/ \
+        --output pl/                      (CLIP on the RPN's proposals: zero-shot ViLD)
     ovdet pseudo-label --merge-shards pl/
     torchrun --nproc_per_node 4 -m ovdet.cli pseudo-label ... --output pl/   (ranks = shards,
                                         rank 0 merges)
@@ -42,6 +45,20 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="masks (RLE) from SAM prompted with the kept boxes: TYPE:CHECKPOINT (TYPE vit_b, "
         "vit_l, vit_h or small) or a checkpoint path (docs/sam.md)",
+    )
+    clip = p.add_argument_group(
+        "CLIP on proposals (zero-shot ViLD) instead of the detector's heads"
+    )
+    clip.add_argument(
+        "--clip",
+        metavar="CKPT",
+        help="small-CLIP checkpoint (ovdet pretrain-clip): classifies the proposals of "
+        "--config/--weights' RPN against --embeddings (of this CLIP)",
+    )
+    clip.add_argument("--top-proposals", type=int, default=100, help="proposals per image (100)")
+    clip.add_argument("--clip-temperature", type=float, default=None, help="(CLIP's own)")
+    clip.add_argument(
+        "--objectness-weight", type=float, default=0.5, help="score = p^(1-w) * objectness^w"
     )
     inputs = p.add_argument_group("images")
     inputs.add_argument(

@@ -62,5 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     options = vars(args)
     options["config"] = options.pop("config_file")
     options["progress"] = not options.pop("no_progress")
+    if options["progress"]:  # the student's training log (detectron2's) on stderr
+        from ovdet.utils.logs import log_progress_to_stderr
+
+        log_progress_to_stderr()
     print(json.dumps(run_self_train(**options)))
     return 0

@@ -127,6 +127,10 @@ def run_pseudo_label(
     progress: bool = True,
     teacher: PseudoLabelTeacher | None = None,
     sam: str | None = None,
+    clip: str | os.PathLike | None = None,
+    top_proposals: int = 100,
+    clip_temperature: float | None = None,
+    objectness_weight: float = 0.5,
 ) -> dict[str, Any]:
     """Pseudo-label every input image; see :mod:`ovdet.pseudo_label` for the files, resume
     and sharding.
@@ -138,6 +142,10 @@ def run_pseudo_label(
         model, config, weights, overrides, vocab, vocab_file, embeddings, names_file,
             device: the teacher, as ``ovdet detect`` takes them; or ``teacher``: any
             :class:`~ovdet.pseudo_label.teachers.PseudoLabelTeacher`.
+        clip, top_proposals, clip_temperature, objectness_weight: the "CLIP on proposals"
+            teacher (:mod:`~ovdet.pseudo_label.clip_proposals`) instead of the detector's
+            heads: ``config`` + ``weights``' RPN proposes, the small CLIP checkpoint ``clip``
+            classifies the crops against ``embeddings`` (of that CLIP).
         captions: per-image vocabularies (:mod:`~ovdet.pseudo_label.captions`).
         sam: a SAM spec (``TYPE:CHECKPOINT`` or a checkpoint path,
             :func:`ovdet.modeling.sam.sam_from_spec`): the kept boxes get SAM's masks (RLE
@@ -165,7 +173,27 @@ def run_pseudo_label(
     options = {"model": model, "config": config, "weights": weights, "overrides": overrides,
                "vocab": vocab, "vocab_file": vocab_file, "embeddings": embeddings,
                "names_file": names_file}  # fmt: skip
-    if teacher is None:
+    clip_options = None
+    if clip is not None:
+        from .clip_proposals import build_clip_proposal_teacher
+
+        if model is not None or vocab is not None or vocab_file is not None:
+            raise InputError(
+                "--clip classifies the proposals of --config/--weights against --embeddings; "
+                "--model, --vocab and --vocab-file do not apply"
+            )
+        clip_options = dict(
+            config=config,
+            weights=weights,
+            clip=clip,
+            embeddings=embeddings,
+            overrides=overrides,
+            top_m=top_proposals,
+            temperature=clip_temperature,
+            objectness_weight=objectness_weight,
+        )
+        _, names, identity = build_clip_proposal_teacher(**clip_options, load=False)
+    elif teacher is None:
         _, names, identity = build_detector_teacher(**options, load=False)
     else:
         names, identity = list(teacher.classes), _teacher_identity(teacher)
@@ -216,9 +244,12 @@ def run_pseudo_label(
     if teacher is None:
         if dist is not None and (device or "auto") == "auto":
             device = _local_cuda_device()
-        teacher, _, _ = build_detector_teacher(
-            **options, device=device, min_score=filters.min_score()
-        )
+        if clip_options is not None:
+            teacher, _, _ = build_clip_proposal_teacher(**clip_options, device=device)
+        else:
+            teacher, _, _ = build_detector_teacher(
+                **options, device=device, min_score=filters.min_score()
+            )
     if sam_model is not None:
         from ovdet.modeling.sam import BoxPromptedSAM
         from ovdet.utils.device import resolve_device

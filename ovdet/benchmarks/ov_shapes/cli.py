@@ -22,6 +22,7 @@ from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
 from ovdet.benchmarks.ov_shapes.runner import BenchmarkSettings, run_benchmark
 from ovdet.benchmarks.ov_shapes.suite import BASELINE, run_suite
 from ovdet.data.synthetic.worlds import DEFAULT_SUITE, WORLDS
+from ovdet.utils.logs import log_progress_to_stderr
 
 __all__ = ["build_parser", "format_report", "format_suite_report", "main"]
 
@@ -172,18 +173,8 @@ def format_suite_report(report: dict) -> str:
 
 def _setup_logging(quiet: bool) -> None:
     """Progress of ovdet and detectron2 to stderr (stdout carries the report)."""
-    if quiet:
-        return
-    formatter = logging.Formatter("[%(asctime)s %(name)s]: %(message)s", "%m/%d %H:%M:%S")
-    for name in ("ovdet", "detectron2"):
-        log = logging.getLogger(name)
-        log.setLevel(logging.INFO)
-        log.propagate = False
-        if not any(getattr(h, "ovdet_bench", False) for h in log.handlers):
-            handler = logging.StreamHandler(sys.stderr)
-            handler.setFormatter(formatter)
-            handler.ovdet_bench = True  # set up once per process, however often main runs
-            log.addHandler(handler)
+    if not quiet:
+        log_progress_to_stderr()
 
 
 def main(argv: list[str] | None = None) -> int:
