@@ -17,6 +17,7 @@ for building models); ``ovdet bench`` lives with the benchmarks (``ovdet.benchma
     ovdet data check          validate a COCO-format dataset before training on it
     ovdet pretrain-clip       train a small CLIP teacher on (image, caption) data
     ovdet pretrain-sam        train the small SAM on base-class masks (box prompts)
+    ovdet sam-masks           SAM masks for the boxes of a COCO json (box-only data)
     ovdet extract-regions     compute CLIP teacher embeddings for proposals, to disk
     ovdet demo                the embedded end-to-end demo (OV-Shapes)
     ovdet models              the named models (shipped and registered) with their metrics
@@ -47,6 +48,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("ovdet.cli.data", "main", "generate (ov-shapes) or check (check) a dataset"),
     "pretrain-clip": ("ovdet.cli.pretrain_clip", "main", "train a small CLIP teacher"),
     "pretrain-sam": ("ovdet.cli.pretrain_sam", "main", "train the small SAM on base masks"),
+    "sam-masks": ("ovdet.cli.sam_masks", "main", "SAM masks for the boxes of a COCO json"),
     "extract-regions": ("ovdet.cli.extract_regions", "main", "teacher embeddings of proposals"),
     "demo": ("ovdet.cli.demo", "main", "end-to-end OV-Shapes demo"),
     "models": ("ovdet.cli.models", "main", "list the named models and their metrics"),

@@ -24,6 +24,13 @@
    pseudo boxes of uncertain score this way (:mod:`ovdet.self_train`). An ignore region
    without a segmentation gets its box as mask (never a mask target: the mask head trains on
    sampled foreground only).
+4. with ``masks_optional=True`` (masks used, bitmask format), an annotation without a
+   ``segmentation``, or whose ``mask_score`` (e.g. SAM's predicted IoU, written by
+   ``ovdet pseudo-label --sam`` and ``ovdet sam-masks``) is below ``min_mask_score``, trains
+   boxes and classes but not the mask head: its mask is empty and the instances get
+   ``gt_mask_valid`` (bool per box), which the ROI heads' mask branch reads
+   (:class:`~ovdet.modeling.roi_heads.OVStandardROIHeads`). This is how SAM masks supervise
+   the class-agnostic mask head on box-only data (docs/sam.md).
 """
 
 from __future__ import annotations
@@ -53,6 +60,8 @@ logger = logging.getLogger(__name__)
 
 # label field through which the mapper tracks which boxes albumentations kept
 ALBU_INDEX_FIELD = "ovdet_index"
+# annotation key: whether its mask is a training target (masks_optional)
+_MASK_VALID = "_ovdet_mask_valid"
 
 
 def build_albumentations(
@@ -147,6 +156,8 @@ class OVDatasetMapper(DatasetMapper):
         recompute_boxes: bool = False,
         teacher_proposal_min_size: float = 0.0,
         crowd_as_ignore: bool = False,
+        masks_optional: bool = False,
+        min_mask_score: float = 0.0,
     ):
         """
         Args:
@@ -161,7 +172,16 @@ class OVDatasetMapper(DatasetMapper):
                 pixels) is not above this are dropped.
             crowd_as_ignore: keep crowd annotations in training as ignore regions (class
                 -1; see the module docstring) instead of dropping them as detectron2 does.
+            masks_optional: annotations may lack masks (box-only): they get no mask loss.
+            min_mask_score: with ``masks_optional``, a mask whose ``mask_score`` is below
+                this is no mask target either (SAM masks of low predicted IoU).
         """
+        if masks_optional and use_instance_mask and instance_mask_format != "bitmask":
+            if albumentations is None:
+                raise ValueError(
+                    "OVDatasetMapper: masks_optional needs instance_mask_format='bitmask' (an "
+                    "absent mask is an empty bitmask)"
+                )
         if albumentations is not None and not isinstance(albumentations, A.Compose):
             albumentations = build_albumentations(albumentations)
         if albumentations is not None:
@@ -185,6 +205,8 @@ class OVDatasetMapper(DatasetMapper):
         self.albumentations = albumentations
         self.teacher_proposal_min_size = teacher_proposal_min_size
         self.crowd_as_ignore = bool(crowd_as_ignore)
+        self.masks_optional = bool(masks_optional)
+        self.min_mask_score = float(min_mask_score)
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True) -> dict:
@@ -219,6 +241,57 @@ class OVDatasetMapper(DatasetMapper):
             if self.use_instance_mask and "segmentation" not in anno:
                 x0, y0, x1, y1 = BoxMode.convert(anno["bbox"], anno["bbox_mode"], BoxMode.XYXY_ABS)
                 anno["segmentation"] = [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+    def _drop_unusable_masks(self, dataset_dict: dict) -> None:
+        """Box-only annotations and masks below ``min_mask_score`` get an empty mask and are
+        marked as no mask target (see the module docstring)."""
+        empty = None
+        for anno in dataset_dict.get("annotations", []):
+            if anno.get("iscrowd", 0):
+                continue
+            usable = "segmentation" in anno and anno.get("mask_score", 1.0) >= self.min_mask_score
+            anno[_MASK_VALID] = usable
+            if usable:
+                continue
+            if empty is None:
+                h, w = dataset_dict["height"], dataset_dict["width"]
+                empty = mask_util.encode(np.zeros((h, w), dtype=np.uint8, order="F"))
+            anno["segmentation"] = dict(empty)
+
+    def _transform_annotations(self, dataset_dict: dict, transforms, image_shape) -> None:
+        """detectron2's annotation transform; with ``masks_optional`` the instances also get
+        ``gt_mask_valid``, and an instance is dropped for an empty box only (an empty mask is
+        a box-only instance: detectron2 would drop it)."""
+        if not (self.masks_optional and self.use_instance_mask):
+            super()._transform_annotations(dataset_dict, transforms, image_shape)
+            return
+        annos = []
+        for anno in dataset_dict.pop("annotations"):
+            if anno.get("iscrowd", 0):
+                continue
+            if not self.use_keypoint:
+                anno.pop("keypoints", None)
+            annos.append(
+                utils.transform_instance_annotations(
+                    anno,
+                    transforms,
+                    image_shape,
+                    keypoint_hflip_indices=self.keypoint_hflip_indices,
+                )
+            )
+        instances = utils.annotations_to_instances(
+            annos, image_shape, mask_format=self.instance_mask_format
+        )
+        valid = torch.tensor([bool(a.get(_MASK_VALID, True)) for a in annos], dtype=torch.bool)
+        # a mask that a crop emptied is no target either
+        valid &= instances.gt_masks.tensor.flatten(1).any(dim=1)
+        if self.recompute_boxes:
+            boxes = instances.gt_masks.get_bounding_boxes().tensor
+            keep_old = ~valid
+            boxes[keep_old] = instances.gt_boxes.tensor[keep_old]
+            instances.gt_boxes.tensor = boxes
+        instances.gt_mask_valid = valid
+        dataset_dict["instances"] = utils.filter_empty_instances(instances, by_mask=False)
 
     def _teacher(self, dataset_dict: dict) -> tuple[np.ndarray | None, np.ndarray | None]:
         boxes = dataset_dict.pop("teacher_proposals", None)
@@ -342,6 +415,8 @@ class OVDatasetMapper(DatasetMapper):
         dataset_dict = copy.deepcopy(dataset_dict)  # modified below
         if self.crowd_as_ignore and self.is_train:
             self._crowd_to_ignore(dataset_dict)
+        if self.masks_optional and self.use_instance_mask and self.is_train:
+            self._drop_unusable_masks(dataset_dict)
         image = self._read_image(dataset_dict)
         utils.check_image_size(dataset_dict, image)
         teacher_boxes, teacher_emb = self._teacher(dataset_dict)

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from detectron2.config import configurable
 from detectron2.modeling.roi_heads import ROI_HEADS_REGISTRY, Res5ROIHeads, StandardROIHeads
-from detectron2.structures import Boxes
+from detectron2.structures import Boxes, Instances
 from torch import nn
 
 __all__ = ["OVStandardROIHeads", "OVRes5ROIHeads"]
@@ -98,6 +98,15 @@ class OVStandardROIHeads(_VocabularyMixin, StandardROIHeads):
     @classmethod
     def from_config(cls, cfg, input_shape) -> dict[str, Any]:
         _yacs_unsupported(cls)
+
+    def _forward_mask(self, features: dict[str, torch.Tensor], instances: list[Instances]):
+        """detectron2's mask branch; in training, a proposal whose box has no mask target
+        (``gt_mask_valid`` False: a box-only annotation, or a SAM mask below the score
+        threshold; :class:`~ovdet.data.mapper.OVDatasetMapper` ``masks_optional``) takes no
+        part in the mask loss. Boxes and classes still train on it."""
+        if self.training:
+            instances = [p[p.gt_mask_valid] if p.has("gt_mask_valid") else p for p in instances]
+        return super()._forward_mask(features, instances)
 
     def region_embeddings(
         self, features: dict[str, torch.Tensor], boxes: list[Boxes]
