@@ -6,6 +6,7 @@ import copy
 import hashlib
 import json
 import logging
+import math
 import shutil
 import sys
 from collections.abc import Sequence
@@ -103,13 +104,13 @@ def _teacher(cfg, weights: Path, settings: dict[str, Any], base, device, low: fl
 
 
 def _metrics(test: dict[str, Any]) -> dict[str, Any]:
-    from ovdet.benchmarks.ov_shapes.summary import finite
-
+    """Box and mask AP keys of an evaluation (``segm_`` prefix for masks); NaN -> None."""
     out: dict[str, Any] = {}
     for task, prefix in (("bbox", ""), ("segm", "segm_")):
         for k, v in (test.get(task) or {}).items():
             if k.startswith("AP"):
-                out[prefix + k] = finite(v)
+                ok = isinstance(v, (int, float)) and math.isfinite(v)
+                out[prefix + k] = float(v) if ok else None
     return out
 
 
