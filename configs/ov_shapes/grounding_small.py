@@ -6,8 +6,9 @@ small Mask R-CNN) with the text-embedding classifier replaced by the grounding d
 class names, test with every class name (base + novel) in the vocabulary.
 
 Text encoder: the benchmark's CLIP teacher text tower, read token by token
-(``OpenCLIPTokenEncoder``: each class name's word states and its end-of-text state, whose
-projection is the very embedding ViLD-text's classifier uses), frozen.
+(``OpenCLIPTokenEncoder``: each class name is read as "a {name}.", one of the teacher's caption
+templates, and gives its word states and its end-of-text state, whose projection is within
+cosine 0.9998 of the prompt-ensemble embedding ViLD-text's classifier uses), frozen.
 
 Fields to set beyond ViLD-text's (``key=value`` overrides or ``cfg.ov_shapes.*``):
     ov_shapes.teacher   the teacher checkpoint ``teacher.pt`` (``teacher.json`` beside it),
@@ -27,7 +28,9 @@ ov_shapes.teacher = "???"  # required: teacher.pt (with teacher.json beside it)
 
 model = grounding_model(
     _ov_model,
-    token_encoder=L(teacher_token_encoder)(checkpoint="${ov_shapes.teacher}"),
+    # each name read as "a {name}." (a caption template of the teacher: bare names are out of
+    # its training distribution and nearly parallel; docs/methods.md#grounding-r-cnn)
+    token_encoder=L(teacher_token_encoder)(checkpoint="${ov_shapes.teacher}", template="a {}."),
     train_vocabulary=L(ov_shapes_class_names)(root="${ov_shapes.root}", which="base"),
     vocabulary=L(ov_shapes_class_names)(root="${ov_shapes.root}", which="all"),
     # the teacher's text tower is 128 wide: the detector's tokens keep that width

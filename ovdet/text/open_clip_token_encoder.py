@@ -50,6 +50,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         device: where to encode (default: where the model is).
         max_tokens: the most tokens of one prompt (all its phrases together).
         identity: names the weights; default a SHA-256 of the state dict (memoised).
+        template: each phrase is read as ``template.format(phrase)`` (``"{}"``: bare).
     """
 
     def __init__(
@@ -60,7 +61,12 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         device: str | torch.device | None = None,
         max_tokens: int = 256,
         identity: str | None = None,
+        template: str = "{}",
     ) -> None:
+        if not isinstance(template, str) or template.count("{}") != 1:
+            raise ValueError(
+                f"OpenCLIPTokenEncoder: template {template!r} must contain '{{}}' exactly once"
+            )
         if not hasattr(model, "encode_text") or _find(model, "ln_final") is None:
             raise TypeError(
                 f"OpenCLIPTokenEncoder: {type(model).__name__} is not an open_clip CLIP model "
@@ -74,6 +80,9 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         self._device = target
         self._max_tokens = int(max_tokens)
         self._identity = identity
+        self._template = template
+        self._prefix = self._num_words(template.split("{}")[0])
+        self._extra = self._prefix + self._num_words(template.split("{}")[1])
         self._dim: int | None = None
         self._cost: dict[str, int] = {}
 
@@ -86,6 +95,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         seed: int | None = None,
         device: str | torch.device | None = None,
         max_tokens: int = 256,
+        template: str = "{}",
     ) -> OpenCLIPTokenEncoder:
         """Encoder over an open_clip model built from an architecture config (``model_cfg``
         dict or json, e.g. the OV-Shapes teacher's ``teacher.json``) and optional weights."""
@@ -101,6 +111,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
             device=device if device is not None else default_device(),
             max_tokens=max_tokens,
             identity=identity,
+            template=template,
         )
 
     @property
@@ -132,18 +143,22 @@ class OpenCLIPTokenEncoder(TokenEncoder):
                 f"open_clip-tokens:sha256:{state_dict_digest(self._model)}"
                 f"|tokenizer:{type(self._tokenizer).__name__}:{self.context_length}"
             )
-        return f"{self._identity}|max_tokens={self._max_tokens}"
+        return f"{self._identity}|max_tokens={self._max_tokens}|template={self._template}"
+
+    def _num_words(self, text: str) -> int:
+        """Tokens of ``text`` between the start and end tokens."""
+        if not text.strip():
+            return 0
+        encode = getattr(self._tokenizer, "encode", None)
+        if encode is not None:
+            return len(encode(text))
+        return int(self._tokenizer([text])[0].argmax()) - 1
 
     def phrase_cost(self, phrase: str) -> int:
         cost = self._cost.get(phrase)
         if cost is None:
-            encode = getattr(self._tokenizer, "encode", None)
-            if encode is not None:
-                words = len(encode(phrase))
-            else:
-                tokens = self._tokenizer([phrase])[0]
-                words = int(tokens.argmax()) - 1
-            limit = self.context_length - 2
+            words = self._num_words(phrase)
+            limit = self.context_length - 2 - self._extra
             if words > limit:
                 raise PromptTooLongError(
                     f"phrase {phrase!r} has {words} tokens; the CLIP text tower takes at most "
@@ -155,7 +170,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
     def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
         for phrase in phrases:
             self.phrase_cost(phrase)  # refuses a phrase the tower would truncate
-        tokens = self._tokenizer(phrases).to(self._device)
+        tokens = self._tokenizer([self._template.format(p) for p in phrases]).to(self._device)
         captured: list[torch.Tensor] = []
         handle = _find(self._model, "ln_final").register_forward_hook(
             lambda module, args, output: captured.append(output)
@@ -174,11 +189,12 @@ class OpenCLIPTokenEncoder(TokenEncoder):
             states = states @ proj
         eot = tokens.argmax(dim=-1)  # open_clip's EOT id is the largest token id
         rows, spans, start = [], [], 0
-        for i in range(len(phrases)):
-            end = int(eot[i]) + 1
-            rows.append(states[i, 1:end])  # word tokens and EOT, not the start token
-            spans.append((start, start + end - 1))
-            start += end - 1
+        for i, phrase in enumerate(phrases):
+            first = 1 + self._prefix  # after the start token and the template's leading words
+            words = self.phrase_cost(phrase) - 1
+            rows += [states[i, first : first + words], states[i, int(eot[i]) : int(eot[i]) + 1]]
+            spans.append((start, start + words + 1))  # the phrase's words and the EOT
+            start += words + 1
         features = torch.cat(rows)
         mask = torch.ones(features.shape[0], dtype=torch.bool)
         return TokenizedPrompt(

@@ -50,3 +50,22 @@ def test_clip_tokens_per_phrase_end_with_the_sentence_embedding(clip_encoder):
         clip_encoder.encode_prompt(["red " * 80])
     with pytest.raises(PromptTooLongError, match="at most 64"):
         clip_encoder.encode_prompt(["red circle"] * 30)
+
+
+def test_clip_phrases_inside_a_template():
+    from ovdet.text import OpenCLIPTokenEncoder, tiny_clip_config
+
+    enc = OpenCLIPTokenEncoder.from_config(
+        tiny_clip_config(embed_dim=16), seed=0, device="cpu", template="a photo of a {}."
+    )
+    bare = OpenCLIPTokenEncoder(enc.module, enc._tokenizer)
+    prompt = enc.encode_prompt(["red circle", "blue"])
+    assert prompt.spans == ((0, 3), (3, 5)) and prompt.features.shape == (5, 16)
+    sentence = OpenCLIPTextEncoder(model=enc.module, tokenizer=enc._tokenizer)
+    emb = sentence.encode(["a photo of a red circle.", "a photo of a blue."])
+    torch.testing.assert_close(F.normalize(prompt.features[2], dim=0), emb[0])
+    torch.testing.assert_close(F.normalize(prompt.features[4], dim=0), emb[1])
+    assert not torch.allclose(prompt.features[2], bare.encode_prompt(["red circle"]).features[2])
+    assert enc.identity != bare.identity
+    with pytest.raises(ValueError, match="exactly once"):
+        OpenCLIPTokenEncoder(enc.module, enc._tokenizer, template="no slot")

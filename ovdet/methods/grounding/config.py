@@ -96,10 +96,14 @@ def grounding_model(
 
 
 def teacher_token_encoder(
-    checkpoint: str | os.PathLike, device: str | None = None, max_tokens: int = 256
+    checkpoint: str | os.PathLike,
+    device: str | None = None,
+    max_tokens: int = 256,
+    template: str = "a {}.",
 ):
     """The OV-Shapes CLIP teacher's text tower as a token encoder (``teacher.pt`` with its
-    open_clip config ``teacher.json`` beside it)."""
+    open_clip config ``teacher.json`` beside it), reading each name inside ``template`` (one
+    of the caption templates the teacher was trained with; see ``OpenCLIPTokenEncoder``)."""
     from ovdet.text import OpenCLIPTokenEncoder
 
     path = Path(checkpoint)
@@ -111,7 +115,7 @@ def teacher_token_encoder(
                 "made by `ovdet bench ov-shapes` (teacher.json beside it)"
             )
     return OpenCLIPTokenEncoder.from_config(
-        str(config), str(path), device=device, max_tokens=max_tokens
+        str(config), str(path), device=device, max_tokens=max_tokens, template=template
     )
 
 
