@@ -196,7 +196,9 @@ def run_detect(
             argument or file, named, before any image is read; a folder holding another run.
     """
     from ovdet.predictor import OVPredictor, check_score_thresh
+    from ovdet.utils.memory import fix_malloc_mmap_threshold
 
+    fix_malloc_mmap_threshold()  # flat memory over many images (ovdet.utils.memory)
     # 1. cheap checks: numbers, vocabulary, files, inputs, output folder, other runs
     score_thresh = check_score_thresh(score_thresh, "--score-thresh")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:

@@ -163,8 +163,11 @@ def run_pseudo_label(
         ``{"images", "images_with_boxes", "boxes", "failed", "labelled", "resumed",
         "images_per_s", "output"}`` (and ``"shard"`` for one shard of several).
     """
+    from ovdet.utils.memory import fix_malloc_mmap_threshold
+
     from .captions import CaptionIndex
 
+    fix_malloc_mmap_threshold()  # flat memory over many images (ovdet.utils.memory)
     # 1. cheap checks: options, vocabulary, files, inputs, output folder, other runs
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"--batch-size must be an integer >= 1, got {batch_size!r}")
