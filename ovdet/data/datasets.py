@@ -374,6 +374,11 @@ def _check_loaded(spec: _OVDatasetSpec, dicts: list[dict]) -> int:
     return num_anns
 
 
+# annotation fields kept beyond detectron2's (iscrowd, bbox, keypoints, category_id,
+# segmentation)
+EXTRA_ANNOTATION_KEYS = ("mask_score",)
+
+
 def _load_dataset(spec: _OVDatasetSpec) -> list[dict]:
     """DatasetCatalog loader: load_coco_json + early, cheap validation with clear errors."""
     if not os.path.isfile(spec.json_file):
@@ -382,7 +387,14 @@ def _load_dataset(spec: _OVDatasetSpec) -> list[dict]:
     state = meta.__dict__
     state["_ov_busy"] = True  # load_coco_json sets thing_classes itself: no lazy read
     try:
-        dicts = load_coco_json(spec.json_file, spec.image_root, spec.name)
+        # mask_score: a mask's quality (SAM's predicted IoU, from ``ovdet sam-masks`` and
+        # ``ovdet pseudo-label --sam``), read by OVDatasetMapper(min_mask_score=...)
+        dicts = load_coco_json(
+            spec.json_file,
+            spec.image_root,
+            spec.name,
+            extra_annotation_keys=list(EXTRA_ANNOTATION_KEYS),
+        )
     except (KeyError, ValueError, TypeError, AssertionError, IndexError) as e:
         state["_ov_busy"] = False
         _diagnose(spec, meta)

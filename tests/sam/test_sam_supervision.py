@@ -107,6 +107,35 @@ def test_mapper_optional_masks_and_score_threshold(tmp_path):
                         instance_mask_format="polygon", masks_optional=True)  # fmt: skip
 
 
+def test_registered_dataset_keeps_mask_score(tmp_path):
+    """mask_score survives detectron2's json loading, so min_mask_score acts on real datasets
+    (load_coco_json drops unknown annotation fields unless asked to keep them)."""
+    from detectron2.data import DatasetCatalog
+
+    from ovdet.data.datasets import register_ov_dataset
+
+    Image.fromarray(np.zeros((40, 60, 3), np.uint8)).save(tmp_path / "im.png")
+    full = mask_util.encode(np.asfortranarray(np.ones((40, 60), np.uint8)))
+    full["counts"] = full["counts"].decode("ascii")
+    data = {
+        "images": [{"id": 1, "file_name": "im.png", "height": 40, "width": 60}],
+        "categories": [{"id": 1, "name": "thing"}, {"id": 2, "name": "other"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [30, 20, 10, 10], "area": 100,
+             "iscrowd": 0, "segmentation": full, "mask_score": 0.9},
+            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [40, 20, 10, 10], "area": 100,
+             "iscrowd": 0, "segmentation": full, "mask_score": 0.3},
+        ],
+    }  # fmt: skip
+    (tmp_path / "d.json").write_text(json.dumps(data))
+    register_ov_dataset("sam_sup_mask_score", tmp_path / "d.json", tmp_path, novel=["other"],
+                        replace=True)  # fmt: skip
+    record = DatasetCatalog.get("sam_sup_mask_score")[0]
+    assert [a["mask_score"] for a in record["annotations"]] == [0.9, 0.3]
+    out = _mapper(masks_optional=True, min_mask_score=0.5)(record)["instances"]
+    assert out.gt_mask_valid.tolist() == [True, False]
+
+
 def test_mask_loss_skips_proposals_without_mask_targets(tiny_fpn_config, build_model):
     """The mask loss with box-only instances equals the loss of the others alone."""
     from detectron2.structures import BitMasks, Boxes, Instances
