@@ -111,6 +111,20 @@ def _under(key: str, prefixes: Sequence[str]) -> bool:
     return any(key == p or key.startswith(p + ".") for p in prefixes)
 
 
+def _frozen_bn_counter(model: nn.Module, key: str) -> bool:
+    """Whether ``key`` is the ``num_batches_tracked`` of a layer that is a FrozenBatchNorm2d
+    in ``model`` (a BatchNorm frozen by ``train.trainable``)."""
+    from detectron2.layers import FrozenBatchNorm2d
+
+    if not key.endswith(".num_batches_tracked"):
+        return False
+    try:
+        module = model.get_submodule(key.rsplit(".", 1)[0])
+    except AttributeError:
+        return False
+    return isinstance(module, FrozenBatchNorm2d)
+
+
 def _names(keys: Sequence[str], n: int = _SHOW) -> str:
     shown = ", ".join(keys[:n])
     return shown + (f", ... ({len(keys) - n} more)" if len(keys) > n else "")
@@ -358,9 +372,15 @@ class OVDetectionCheckpointer(DetectionCheckpointer):
                 have, want = tuple(state[key].shape), tuple(model_state[key].shape)
                 if have != want:
                     shapes.append((key, have, want))
-        # old checkpoints hold anchors that are non-persistent buffers now (as detectron2)
+        # old checkpoints hold anchors that are non-persistent buffers now (as detectron2);
+        # a BatchNorm's step counter has no place in the FrozenBatchNorm2d it became
+        # (``train.trainable``)
         unexpected = [
-            k for k in state if k not in model_state and "anchor_generator.cell_anchors" not in k
+            k
+            for k in state
+            if k not in model_state
+            and "anchor_generator.cell_anchors" not in k
+            and not _frozen_bn_counter(self.model, k)
         ]
         loadable = {k: v for k, v in state.items() if k in model_state}
         for key, _, _ in shapes:
@@ -404,6 +424,9 @@ class OVDetectionCheckpointer(DetectionCheckpointer):
     def _real_missing(self, missing: list[str]) -> list[str]:
         # as detectron2: pixel_mean / pixel_std come from the config; tied parameters count once
         missing = [k for k in missing if k not in ("pixel_mean", "pixel_std")]
+        # the step counter of a BatchNorm loaded from a FrozenBatchNorm2d's weights (a
+        # checkpoint of a ``train.trainable`` run): only used with momentum=None
+        missing = [k for k in missing if not k.endswith(".num_batches_tracked")]
         missing = _filter_reused_missing_keys(self.model, missing) if missing else []
         order = {k: i for i, k in enumerate(self.model.state_dict())}
         return sorted(missing, key=lambda k: order.get(k, len(order)))

@@ -5,7 +5,15 @@ A config file defines ``model``, ``dataloader`` (``train``, ``test``, ``evaluato
 
 Optional ``train`` fields read here besides those of ``configs/common/train.py``:
 ``train.grad_clip`` (max global L2 norm of the gradients before each optimizer step;
-0 or absent: no clipping) and ``train.seed`` (>= 0: seed every RNG at the start).
+0 or absent: no clipping), ``train.seed`` (>= 0: seed every RNG at the start) and
+``train.trainable`` (a list of parameter-name prefixes, e.g. ``["roi_heads.mask_head"]``:
+only those parameters train, every other one is frozen and the BatchNorm layers left without
+a trainable parameter become ``FrozenBatchNorm2d``, so their running statistics stay those of
+``train.init_checkpoint``; :func:`freeze_except`).
+
+``train.max_iter = 0`` trains nothing: the model with its initial weights
+(``train.init_checkpoint``) is evaluated (e.g. a detector given SAM as its mask source,
+``ovdet.modeling.sam.with_sam_masks``).
 
 Weights at the start: ``train.init_checkpoint`` must fit the model, unless
 ``train.init_partial`` names the part it initialises (e.g. ``"backbone.bottom_up"`` for an
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +90,54 @@ def add_gradient_clipping(optimizer: torch.optim.Optimizer, max_norm: float | No
         torch.nn.utils.clip_grad_norm_(params, float(max_norm))
 
     optimizer.register_step_pre_hook(_clip)
+
+
+def freeze_except(model: torch.nn.Module, prefixes: Sequence[str]) -> list[str]:
+    """Keep only the parameters whose names start with one of ``prefixes`` trainable.
+
+    Every other parameter gets ``requires_grad=False`` (the optimizer built afterwards leaves
+    it out), and every BatchNorm layer whose parameters are all frozen is replaced by
+    detectron2's ``FrozenBatchNorm2d`` with its statistics: a frozen BatchNorm left in
+    training mode would still move its running mean and variance, changing the frozen parts'
+    outputs.
+
+    Returns:
+        The names of the trainable parameters.
+
+    Raises:
+        InputError: no prefixes, or a prefix that names no parameter.
+    """
+    from detectron2.layers import FrozenBatchNorm2d
+
+    if isinstance(prefixes, str) or not prefixes:
+        raise InputError(
+            f"train.trainable must be a non-empty list of parameter-name prefixes, got {prefixes!r}"
+        )
+    prefixes = [str(p) for p in prefixes]
+    names = [n for n, _ in model.named_parameters()]
+
+    def under(name: str, prefix: str) -> bool:
+        return name == prefix or name.startswith(prefix.rstrip(".") + ".")
+
+    def wanted(name: str) -> bool:
+        return any(under(name, p) for p in prefixes)
+
+    unmatched = [p for p in prefixes if not any(under(n, p) for n in names)]
+    if unmatched:
+        tops = sorted({n.split(".")[0] for n in names})
+        raise InputError(
+            f"train.trainable: {unmatched} name no parameter of the model; parameter names "
+            f"start with {tops} (e.g. 'roi_heads.mask_head')"
+        )
+    for name, param in model.named_parameters():
+        param.requires_grad_(wanted(name))
+    for parent in list(model.modules()):
+        for child_name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in child.parameters()
+            ):
+                setattr(parent, child_name, FrozenBatchNorm2d.convert_frozen_batchnorm(child))
+    return [n for n, p in model.named_parameters() if p.requires_grad]
 
 
 def _writers(output_dir: str, max_iter: int) -> list:
@@ -239,8 +296,33 @@ def _start(cfg, checkpointer: OVDetectionCheckpointer, trainer, resume: bool) ->
 def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Train; return (latest scalars, results of the last evaluation)."""
     check_train_config(cfg)
+    max_iter = int(cfg.train.max_iter)
+    if max_iter < 0:
+        raise InputError(f"train.max_iter must be >= 0 (0: evaluate only), got {max_iter}")
+    if max_iter == 0:  # nothing to train: evaluate the initial weights
+        model = build_model(cfg)
+        init = cfg.train.get("init_checkpoint", None)
+        if init:
+            partial = cfg.train.get("init_partial", None)
+            load_detectron2_weights(
+                model,
+                init,
+                partial=list(partial) if partial and not isinstance(partial, str) else partial,
+                field="train.init_checkpoint",
+            )
+        else:
+            logger.warning(
+                "train.max_iter = 0 and no train.init_checkpoint: evaluating random weights"
+            )
+        return {}, do_test(cfg, model)
     check_training_data(cfg)
     model = build_model(cfg)
+    trainable = cfg.train.get("trainable", None)
+    if trainable is not None:
+        kept = freeze_except(
+            model, list(trainable) if not isinstance(trainable, str) else trainable
+        )
+        logger.info("train.trainable: %d parameter tensors train, the rest is frozen", len(kept))
     logger.info("Model:\n%s", model)
     cfg.optimizer.params.model = model
     optim = instantiate(cfg.optimizer)
@@ -258,7 +340,6 @@ def _train(cfg, resume: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     amp = bool(cfg.train.get("amp", {}).get("enabled", False)) and torch.cuda.is_available()
     trainer = (AMPTrainer if amp else SimpleTrainer)(model, train_loader, optim)
     checkpointer = OVDetectionCheckpointer(model, cfg.train.output_dir, trainer=trainer)
-    max_iter = int(cfg.train.max_iter)
     # hooks with state (the LR scheduler) are registered before a resume restores them
     trainer.register_hooks(
         [

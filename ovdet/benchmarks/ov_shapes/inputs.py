@@ -34,18 +34,29 @@ SCALES = (1.0, 1.5)
 STORE_DIR = "teacher_regions"
 
 
+def vild_text_weights(ctx: MethodContext) -> Path:
+    """``model_final.pth`` of this seed's ViLD-text run (a method that builds on it: the
+    distillation methods' proposals, the mask study's detector).
+
+    Raises:
+        FileNotFoundError: ViLD-text has not run for this seed, saying what to run.
+    """
+    weights = ctx.work_dir.parent / "vild_text" / "model_final.pth"
+    if not weights.is_file():
+        raise FileNotFoundError(
+            f"method {ctx.name!r} builds on this seed's ViLD-text model, but "
+            f"{weights} does not exist: run the 'vild_text' method first in the same run "
+            f"(e.g. --methods vild_text,{ctx.name})"
+        )
+    return weights
+
+
 def _vild_text_model(ctx: MethodContext, cfg):
     """The ViLD-text detector of this seed (same data, image size and vocabulary fields)."""
     from ovdet.engine.build import load_config, model_from_config
     from ovdet.methods import get_method
 
-    weights = ctx.work_dir.parent / "vild_text" / "model_final.pth"
-    if not weights.is_file():
-        raise FileNotFoundError(
-            f"method {ctx.name!r} distils on proposals of this seed's ViLD-text model, but "
-            f"{weights} does not exist: run the 'vild_text' method first in the same run "
-            f"(e.g. --methods vild_text,{ctx.name})"
-        )
+    weights = vild_text_weights(ctx)
     base = load_config(get_method("vild_text").config_path("ov_shapes"))
     for key in ("root", "embeddings", "image_size", "prefix"):
         base.ov_shapes[key] = cfg.ov_shapes[key]

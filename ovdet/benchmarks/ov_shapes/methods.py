@@ -1,5 +1,5 @@
 """Methods of the OV-Shapes benchmark: every registered ovdet method with an OV-Shapes config,
-plus the oracle.
+plus the oracle and the mask study's methods (:mod:`~ovdet.benchmarks.ov_shapes.masks`).
 
 A :class:`MethodSpec` names a LazyConfig file (under ``configs/``) that trains and tests one
 detector on an OV-Shapes root, and optionally a ``prepare`` function that computes extra
@@ -28,6 +28,7 @@ from typing import Any
 
 from ovdet.benchmarks.ov_shapes.context import MethodContext
 from ovdet.benchmarks.ov_shapes.inputs import prepare_caption_encoder, prepare_region_targets
+from ovdet.benchmarks.ov_shapes.masks import MASK_METHODS
 from ovdet.methods import METHODS, Method, configs_dir
 
 __all__ = [
@@ -104,6 +105,9 @@ def _builtin_methods() -> dict[str, MethodSpec]:
     specs["oracle"] = MethodSpec(
         "oracle", "ov_shapes/oracle_small.py", "oracle: boxes of every class (the ceiling)"
     )
+    # the mask study (ov_shapes/masks.py): ViLD-text's boxes, masks from elsewhere
+    for name, (config, description, prepare) in MASK_METHODS.items():
+        specs[name] = MethodSpec(name, config, description, prepare=prepare, default=False)
     return specs
 
 

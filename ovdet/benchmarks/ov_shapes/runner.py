@@ -303,7 +303,7 @@ def _method_config(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext,
     # inspected or continued by hand. Saving reads the weights and optimizer state and draws no
     # random number, so it changes no trained number
     max_iter = int(cfg.train.max_iter)
-    period = min(int(cfg.train.checkpointer.period), max_iter)
+    period = max(1, min(int(cfg.train.checkpointer.period), max_iter))
     cfg.train.checkpointer = dict(period=period, max_to_keep=1)
     if s.det_batch_size is not None:
         cfg.dataloader.train.total_batch_size = int(s.det_batch_size)

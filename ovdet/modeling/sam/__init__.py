@@ -11,6 +11,8 @@
   ``segment_anything.SamPredictor`` (same numbers, box by box vs batched).
 * :mod:`.detections`: :func:`masks_for_detections` -- detectron2 ``Instances`` or a
   predictor's output dict filled with SAM's masks and predicted IoUs.
+* :mod:`.mask_source`: :func:`with_sam_masks` -- SAM as the mask head of any detector, as
+  a config choice (``model = L(with_sam_masks)(model=..., sam="ov-shapes-small-sam")``).
 * :mod:`.build`: SAMs of ``sam_model_registry`` from a checkpoint, a tiny random SAM
   (:func:`build_small_sam`), the shipped small SAM (``ov-shapes-small-sam``,
   ``ovdet/assets/sam``) and the ``--sam`` specs of ``ovdet detect`` / ``pseudo-label``;
@@ -31,12 +33,14 @@ from .build import (
     shipped_sam_names,
 )
 from .detections import masks_for_detections
+from .mask_source import SAMMaskSource, with_sam_masks
 
 __all__ = [
     "SAM_TYPES",
     "BoxMasks",
     "BoxPromptedSAM",
     "ImageEmbedding",
+    "SAMMaskSource",
     "build_sam",
     "build_small_sam",
     "clip_boxes",
@@ -46,4 +50,5 @@ __all__ = [
     "parse_sam_spec",
     "sam_from_spec",
     "shipped_sam_names",
+    "with_sam_masks",
 ]
