@@ -112,3 +112,26 @@ def test_mask_methods_need_vild_text(tiny_bench, tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="run the 'vild_text' method first"):
         run_benchmark(settings)
+
+
+def test_study_table_tool(report, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "tools" / "sam_mask_study.py"
+    spec = importlib.util.spec_from_file_location("sam_mask_study", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out, _ = report
+    assert tool.closed_gap(15.0, 10.0, 20.0) == 0.5 and tool.closed_gap(1.0, 2.0, 2.0) is None
+    assert tool.main([str(out / "report.json"), "--out", str(tmp_path / "t.json")]) == 0
+    table = json.loads((tmp_path / "t.json").read_text())
+    assert table["seeds"] == [0] and list(table["methods"]) == list(tool.ROLES)
+    assert set(table["gap_closed"]) == {
+        f"{m}_vs_{b}"
+        for m in ("sam_boxes", "sam_mask_head")
+        for b in ("mask_head_base", "vild_text")
+    }
+    with pytest.raises(SystemExit):  # the same seed twice
+        tool.main([str(out / "report.json"), str(out / "report.json")])
+    capsys.readouterr()
