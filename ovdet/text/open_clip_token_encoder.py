@@ -9,6 +9,9 @@ phrase's word tokens and of its EOT token (whose projection is CLIP's sentence e
 the phrase). The start token, identical for every phrase, is left out. A phrase's span is its
 word tokens plus its EOT; the token budget of a prompt is :attr:`max_tokens` (the fusion's,
 not the tower's, which only bounds single phrases).
+
+:meth:`~ovdet.text.TokenEncoder.encode_sentences` gives the EOT states alone: one token per
+phrase, the phrase's CLIP sentence embedding (what ViLD-text's classifier is made of).
 """
 
 from __future__ import annotations
@@ -167,10 +170,25 @@ class OpenCLIPTokenEncoder(TokenEncoder):
             cost = self._cost[phrase] = words + 1  # its words and its end token
         return cost
 
-    def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
-        for phrase in phrases:
-            self.phrase_cost(phrase)  # refuses a phrase the tower would truncate
+    @property
+    def has_sentence_tokens(self) -> bool:
+        return True
+
+    def _phrase_states(self, phrases: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(N, context, D) projected token states of the templated phrases, each its own
+        sequence, and the position of each one's EOT token (N,)."""
         tokens = self._tokenizer([self._template.format(p) for p in phrases]).to(self._device)
+        return self._states(tokens), tokens.argmax(dim=-1)  # EOT: the largest token id
+
+    def _encode_sentences(self, phrases: list[str]) -> TokenizedPrompt:
+        states, eot = self._phrase_states(phrases)
+        features = states[torch.arange(len(phrases), device=states.device), eot]
+        mask = torch.ones(len(phrases), dtype=torch.bool)
+        spans = tuple((i, i + 1) for i in range(len(phrases)))
+        return TokenizedPrompt(tuple(phrases), ". ".join(phrases) + ".", features, mask, spans)
+
+    def _states(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(N, context, D) projected token states of a tokenized batch."""
         captured: list[torch.Tensor] = []
         handle = _find(self._model, "ln_final").register_forward_hook(
             lambda module, args, output: captured.append(output)
@@ -187,7 +205,12 @@ class OpenCLIPTokenEncoder(TokenEncoder):
             states = proj(states)
         elif proj is not None:
             states = states @ proj
-        eot = tokens.argmax(dim=-1)  # open_clip's EOT id is the largest token id
+        return states
+
+    def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
+        for phrase in phrases:
+            self.phrase_cost(phrase)  # refuses a phrase the tower would truncate
+        states, eot = self._phrase_states(phrases)
         rows, spans, start = [], [], 0
         for i, phrase in enumerate(phrases):
             first = 1 + self._prefix  # after the start token and the template's leading words

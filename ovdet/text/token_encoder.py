@@ -11,6 +11,10 @@ span is exact; free captions with ``tokens_positive`` character spans (the MDETR
 "modulated" format) go through :meth:`TokenEncoder.encode_caption`, which maps characters to
 tokens with the tokenizer's offsets (:func:`char_spans_to_token_spans`).
 
+An encoder may also give *sentence tokens* (:meth:`TokenEncoder.encode_sentences`): one token
+per phrase, the phrase's sentence embedding from its own sequence (a CLIP tower's end-of-text
+state), for a detector that reads each class from a single token ("eot" readout).
+
 Like a ``TextEncoder``, a token encoder wraps a network without being an ``nn.Module``: the
 detector neither trains it nor stores it in its checkpoints (a frozen text encoder; see
 docs/methods.md#grounding-r-cnn for why), so encoded prompts can be cached per vocabulary.
@@ -209,6 +213,17 @@ class TokenEncoder(abc.ABC):
     def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
         """Encode a prompt made of ``phrases`` (called under no_grad, module in eval)."""
 
+    @property
+    def has_sentence_tokens(self) -> bool:
+        """Whether :meth:`encode_sentences` is available (a sentence token per phrase)."""
+        return False
+
+    def _encode_sentences(self, phrases: list[str]) -> TokenizedPrompt:
+        raise InputError(
+            f"{type(self).__name__} has no sentence token per phrase; the 'eot' readout needs "
+            "an encoder that reads each phrase as its own sequence (OpenCLIPTokenEncoder)"
+        )
+
     def _encode_caption(
         self, caption: str, char_spans: list
     ) -> TokenizedPrompt:  # pragma: no cover - encoders without offsets
@@ -234,6 +249,28 @@ class TokenEncoder(abc.ABC):
                 "into several prompts (GroundingRCNN does this for class vocabularies)"
             )
         return self._run(self._encode_phrases, phrases)
+
+    def encode_sentences(self, phrases: Sequence[str]) -> TokenizedPrompt:
+        """Encode ``phrases`` as one token each: phrase p is read alone (as its own sequence)
+        and token p is its sentence embedding (for a CLIP tower: the end-of-text state, the
+        embedding CLIP aligns with images). Spans are ``(p, p + 1)``; a prompt holds at most
+        :attr:`max_tokens` phrases, and a phrase the encoder would truncate is refused.
+
+        Raises:
+            InputError: the encoder has no sentence tokens (:attr:`has_sentence_tokens`).
+            PromptTooLongError: more phrases than :attr:`max_tokens`, or a phrase too long.
+        """
+        phrases = check_phrases(phrases, f"{type(self).__name__}.encode_sentences")
+        if not self.has_sentence_tokens:
+            return self._encode_sentences(phrases)  # raises
+        if len(phrases) > self.max_tokens:
+            raise PromptTooLongError(
+                f"{len(phrases)} sentence tokens but {type(self).__name__} takes at most "
+                f"{self.max_tokens} per prompt; split the vocabulary into several prompts"
+            )
+        for phrase in phrases:
+            self.phrase_cost(phrase)  # refuses a phrase the encoder would truncate
+        return self._run(self._encode_sentences, phrases)
 
     def encode_caption(
         self, caption: str, char_spans: Sequence[Sequence[tuple[int, int]] | tuple[int, int]]

@@ -7,8 +7,8 @@ focal loss on positive maps (:mod:`.region_word`, :mod:`.prompts`), and whose vo
 any size is split into prompts that share one backbone pass (:mod:`.meta_arch`). Token text
 encoders live in ``ovdet.text`` (``HFTokenEncoder``, ``OpenCLIPTokenEncoder``).
 
-Registered methods: ``grounding`` (K = 2 fusion layers) and ``grounding_nofusion`` (K = 0,
-the ablation).
+Registered methods: ``grounding`` (K = 2 fusion layers), ``grounding_nofusion`` (K = 0,
+the ablation) and ``grounding_eot`` (K = 2, each class read from its end-of-text token).
 """
 
 from ovdet.methods.grounding.config import (
@@ -21,6 +21,7 @@ from ovdet.methods.grounding.fusion import BiAttentionLayer, FeatureTextFusion
 from ovdet.methods.grounding.meta_arch import GroundingRCNN, merge_detections
 from ovdet.methods.grounding.prompts import (
     aggregate_phrase_scores,
+    last_tokens,
     positive_map,
     split_into_prompts,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "aggregate_phrase_scores",
     "count_names",
     "grounding_model",
+    "last_tokens",
     "merge_detections",
     "positive_map",
     "prepare_ov_shapes",
@@ -74,6 +76,18 @@ register_method(
         source=_SOURCE,
         docs="docs/methods.md#grounding-r-cnn",
         configs={"ov_shapes": "ov_shapes/grounding_nofusion_small.py"},
+        prepare=prepare_ov_shapes,
+    )
+)
+
+register_method(
+    Method(
+        name="grounding_eot",
+        title="Grounding R-CNN, EOT readout",
+        summary="K=2 fusion; each class is one token, its name's end-of-text (sentence) state",
+        source=_SOURCE,
+        docs="docs/methods.md#grounding-r-cnn",
+        configs={"ov_shapes": "ov_shapes/grounding_eot_small.py"},
         prepare=prepare_ov_shapes,
     )
 )

@@ -27,6 +27,7 @@ _OWN = (
     "train_negatives",
     "max_test_phrases",
     "vocabulary_cache_size",
+    "freeze_text_projection",
 )
 
 
@@ -58,8 +59,14 @@ def grounding_model(
         train_vocabulary: training class names (a list or a config node giving one).
         vocabulary: inference class names (default: the training ones).
         text_dim: token width inside the detector; embed_dim: region-token space width.
-        aggregation: ``"mean"`` or ``"max"`` phrase score.
-        kwargs: :class:`GroundingRCNN` arguments (``fusion_layers`` ...).
+        aggregation: the phrase readout: ``"mean"`` or ``"max"`` over each phrase's tokens,
+            or ``"eot"``: each class name is one token, the end-of-text (sentence) state of
+            its own templated sequence, for the training positives and the class scores
+            (needs a token encoder with sentence tokens: ``OpenCLIPTokenEncoder``). Set later
+            as ``model.roi_heads.box_predictor.aggregation``.
+        kwargs: :class:`GroundingRCNN` arguments (``fusion_layers``,
+            ``freeze_text_projection`` (keep the text projections fixed: the tokens stay the
+            encoder's up to a rotation) ...).
     """
     unknown = sorted(set(kwargs) - set(_OWN))
     if unknown:

@@ -47,6 +47,15 @@ class GroundingRCNN(GeneralizedRCNN):
     vocabulary), fusion and heads run per chunk on the same backbone features, and the
     detections are merged (per-class NMS, top-k).
 
+    The phrase readout is the box predictor's ``aggregation``. With ``"eot"`` each class name
+    is encoded as its own sequence and represented by ONE token, its end-of-text (sentence)
+    state (:meth:`~ovdet.text.TokenEncoder.encode_sentences`: the teacher's sentence
+    embedding of the templated name, ViLD-text's classifier row): a prompt of P names is P
+    tokens, the fusion attends over them, a box's positive is its class's token and a class's
+    score is that token's probability. (In a shared prompt of word tokens a CLIP name's EOT
+    would not be its own; :class:`~ovdet.text.OpenCLIPTokenEncoder` reads every name alone
+    anyway, so the sentence token equals that name's EOT token in a word prompt.)
+
     Model I/O is detectron2's; ``pred_classes`` index :attr:`vocabulary`.
 
     Args:
@@ -65,6 +74,11 @@ class GroundingRCNN(GeneralizedRCNN):
         max_test_phrases: phrases per inference chunk (GLIP's LVIS evaluation: 40); None:
             as many as the token limit allows.
         vocabulary_cache_size: encoded vocabularies kept (LRU).
+        freeze_text_projection: keep the text side's projections fixed: ``text_input``
+            (orthogonal at init) and the box predictor's ``text_proj`` (made orthogonal, no
+            bias) are not trained, so the tokens entering the fusion and the region-token
+            scores are the encoder's features up to a fixed rotation (with square
+            projections). The fusion still updates the tokens when ``fusion_layers > 0``.
         kwargs: :class:`GeneralizedRCNN` arguments (``backbone``, ``proposal_generator``,
             ``roi_heads``, ``pixel_mean``, ``pixel_std``, ``input_format``).
     """
@@ -86,6 +100,7 @@ class GroundingRCNN(GeneralizedRCNN):
         train_negatives: Sequence[str] | None = None,
         max_test_phrases: int | None = None,
         vocabulary_cache_size: int = 8,
+        freeze_text_projection: bool = False,
         **kwargs,
     ) -> None:
         super().__init__(**kwargs)
@@ -126,6 +141,16 @@ class GroundingRCNN(GeneralizedRCNN):
         # orthogonal: the frozen encoder's geometry (which novel names rely on) is kept at init
         nn.init.orthogonal_(self.text_input.weight)
         nn.init.zeros_(self.text_input.bias)
+        self.freeze_text_projection = bool(freeze_text_projection)
+        if self.freeze_text_projection:
+            self.text_input.requires_grad_(False)
+            self.roi_heads.box_predictor.freeze_text_projection()
+        if self.sentence_tokens and not token_encoder.has_sentence_tokens:
+            raise ValueError(
+                f"GroundingRCNN: the 'eot' readout reads each class from its own sentence token, "
+                f"which {type(token_encoder).__name__} does not give; use OpenCLIPTokenEncoder or "
+                "the 'mean' / 'max' readout"
+            )
         levels = list(fusion_in_features or self.proposal_generator.in_features)
         shapes = self.backbone.output_shape()
         widths = {shapes[f].channels for f in levels}
@@ -151,6 +176,30 @@ class GroundingRCNN(GeneralizedRCNN):
             else validate_names(vocabulary, "GroundingRCNN(vocabulary)")
         )
 
+    # ------------------------------------------------------------------ readout
+    @property
+    def readout(self) -> str:
+        """The phrase readout (``"mean"``, ``"max"`` or ``"eot"``): the box predictor's."""
+        return self.roi_heads.box_predictor.aggregation
+
+    @property
+    def sentence_tokens(self) -> bool:
+        """Whether prompts are sentence tokens, one per name (the ``"eot"`` readout)."""
+        return self.readout == "eot"
+
+    def encode_names(self, names: Sequence[str]) -> TokenizedPrompt:
+        """One prompt of class names, as the readout needs it: sentence tokens (``"eot"``) or
+        the word tokens of a prompt."""
+        if self.sentence_tokens:
+            return self.token_encoder.encode_sentences(names)
+        return self.token_encoder.encode_prompt(names)
+
+    def split_names(self, names: Sequence[str], max_phrases: int | None) -> list[list[str]]:
+        """``names`` in consecutive prompts that fit the encoder (:func:`split_into_prompts`)."""
+        return split_into_prompts(
+            names, self.token_encoder, max_phrases=max_phrases, sentences=self.sentence_tokens
+        )
+
     # ------------------------------------------------------------------ vocabulary
     @property
     def text_encoder(self) -> TokenEncoder:
@@ -173,13 +222,16 @@ class GroundingRCNN(GeneralizedRCNN):
 
     def vocabulary_prompts(self) -> list[TokenizedPrompt]:
         """The encoded prompt chunks of the current vocabulary (memoised, LRU)."""
-        key = (self.token_encoder.identity, tuple(self._vocabulary), self.max_test_phrases)
+        key = (
+            self.token_encoder.identity,
+            tuple(self._vocabulary),
+            self.max_test_phrases,
+            self.sentence_tokens,
+        )
         prompts = self._prompt_cache.get(key)
         if prompts is None:
-            chunks = split_into_prompts(
-                self._vocabulary, self.token_encoder, max_phrases=self.max_test_phrases
-            )
-            prompts = [self.token_encoder.encode_prompt(c) for c in chunks]
+            chunks = self.split_names(self._vocabulary, self.max_test_phrases)
+            prompts = [self.encode_names(c) for c in chunks]
             self._prompt_cache[key] = prompts
             while len(self._prompt_cache) > self.vocabulary_cache_size:
                 self._prompt_cache.popitem(last=False)
@@ -201,18 +253,16 @@ class GroundingRCNN(GeneralizedRCNN):
         absent = _absent(is_present | ~self._negative_ok.cpu())
         order = torch.cat([present[torch.randperm(len(present))], absent])
         names = [self.train_vocabulary[i] for i in order.tolist()]
-        chosen = split_into_prompts(names, self.token_encoder, max_phrases=self.max_train_phrases)[
-            0
-        ]
+        chosen = self.split_names(names, self.max_train_phrases)[0]
         picked = order[: len(chosen)]
         picked = picked[torch.randperm(len(picked))]
         return self._encode([self.train_vocabulary[i] for i in picked.tolist()]), picked.tolist()
 
     def _encode(self, phrases: list[str]) -> TokenizedPrompt:
-        key = (self.token_encoder.identity, tuple(phrases), "train")
+        key = (self.token_encoder.identity, tuple(phrases), "train", self.sentence_tokens)
         prompt = self._prompt_cache.get(key)
         if prompt is None:
-            prompt = [self.token_encoder.encode_prompt(phrases)]
+            prompt = [self.encode_names(phrases)]
             self._prompt_cache[key] = prompt
             while len(self._prompt_cache) > max(self.vocabulary_cache_size, 64):
                 self._prompt_cache.popitem(last=False)
@@ -320,6 +370,11 @@ class GroundingRCNN(GeneralizedRCNN):
         """
         if (phrases is None) == (spans is None):
             raise InputError("ground: pass either phrases or spans (one of them)")
+        if self.sentence_tokens:
+            raise InputError(
+                "ground: the 'eot' readout scores class names by their own sentence tokens, "
+                "not phrases inside a caption; use a model with the 'mean' or 'max' readout"
+            )
         if phrases is not None:
             spans = []
             for i, phrase in enumerate(validate_names(phrases, "ground(phrases)")):

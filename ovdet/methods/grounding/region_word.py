@@ -17,7 +17,11 @@ from fvcore.nn import sigmoid_focal_loss
 from torch import nn
 
 from ovdet.methods.grounding.fusion import LOGIT_CLAMP
-from ovdet.methods.grounding.prompts import AGGREGATIONS, aggregate_phrase_scores
+from ovdet.methods.grounding.prompts import (
+    AGGREGATIONS,
+    aggregate_phrase_scores,
+    last_tokens,
+)
 
 __all__ = ["RegionWordOutputLayers", "TextContext"]
 
@@ -56,6 +60,12 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
     Inference: a class's score is the mean (or max) of its phrase's token probabilities.
     Boxes are class-agnostic (as in ``OVFastRCNNOutputLayers``).
 
+    ``aggregation="eot"`` reads each phrase from its last token only, in training (the
+    positive map of a box is that one token) and at inference (the class score is that
+    token's probability). :class:`~ovdet.methods.grounding.GroundingRCNN` then builds prompts
+    of sentence tokens, one per class name (its own sequence's end-of-text state), so the
+    last token of a phrase is its only one.
+
     The prompt is given per call by :meth:`use_text` (the ROI heads do this).
 
     Args:
@@ -66,7 +76,9 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         embed_dim: width of the joint region-token space.
         temperature: initial ``exp(log_scale)`` (learned).
         prior_prob: initial foreground probability (sets ``b_0``).
-        aggregation: ``"mean"`` or ``"max"`` over a phrase's tokens at inference.
+        aggregation: the phrase readout: ``"mean"`` or ``"max"`` over a phrase's tokens at
+            inference (training on all of them), or ``"eot"`` (its last token only, in
+            training and at inference).
         focal_alpha, focal_gamma: focal loss.
         test_score_thresh, test_nms_thresh, test_topk_per_image: inference filtering.
         smooth_l1_beta, box_reg_loss_type, loss_weight: as in detectron2.
@@ -126,6 +138,41 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         self.focal_gamma = float(focal_gamma)
         self._text: TextContext | None = None
 
+    def freeze_text_projection(self) -> None:
+        """Fix ``text_proj`` to an orthogonal map with no bias (norm-preserving when
+        ``embed_dim >= text_dim``), not trained: tokens keep their encoder's geometry and only
+        the region side learns to align with them (ViLD-text's fixed text classifier)."""
+        nn.init.orthogonal_(self.text_proj.weight)
+        nn.init.zeros_(self.text_proj.bias)
+        self.text_proj.requires_grad_(False)
+
+    def readout_map(self, phrase_map: torch.Tensor) -> torch.Tensor:
+        """The (P, L) positive map this head trains on and reads: ``phrase_map`` itself, or
+        with ``"eot"`` one positive per phrase, at its last token."""
+        if self.aggregation != "eot":
+            return phrase_map
+        out = torch.zeros_like(phrase_map)
+        out[torch.arange(phrase_map.shape[0], device=out.device), last_tokens(phrase_map)] = 1.0
+        return out
+
+    def targets(
+        self, gt_classes: torch.Tensor, text: TextContext, num_tokens: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-region token targets: (R, L) the positive-map row of each region's class
+        (zeros for background and for a class not in the prompt), and (R,) bool, True where
+        the region's class is in the prompt."""
+        if text.class_rows is None:
+            raise RuntimeError("RegionWordOutputLayers.losses: the prompt has no class_rows")
+        device = gt_classes.device
+        fg = (gt_classes >= 0) & (gt_classes < self.num_classes)
+        rows = torch.full_like(gt_classes, -1)
+        rows[fg] = text.class_rows.to(device)[gt_classes[fg]]
+        in_prompt = rows >= 0
+        pmap = self.readout_map(text.phrase_map.to(device))
+        targets = torch.zeros(len(gt_classes), num_tokens, device=device, dtype=pmap.dtype)
+        targets[in_prompt] = pmap[rows[in_prompt]]
+        return targets, in_prompt
+
     @contextlib.contextmanager
     def use_text(self, text: TextContext) -> Iterator[None]:
         """Score against ``text`` inside the block."""
@@ -180,20 +227,14 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         """``{"loss_cls": focal loss on the positive maps, "loss_box_reg"}``."""
         logits, deltas = predictions
         text = self._context()
-        if text.class_rows is None:
-            raise RuntimeError("RegionWordOutputLayers.losses: the prompt has no class_rows")
         device = logits.device
         gt_classes = (
             cat([p.gt_classes for p in proposals], dim=0)
             if len(proposals)
             else torch.empty(0, dtype=torch.long, device=device)
         )
-        fg = (gt_classes >= 0) & (gt_classes < self.num_classes)
-        rows = torch.full_like(gt_classes, -1)
-        rows[fg] = text.class_rows.to(device)[gt_classes[fg]]
-        in_prompt = rows >= 0
-        targets = torch.zeros_like(logits)
-        targets[in_prompt] = text.phrase_map.to(logits.dtype)[rows[in_prompt]]
+        targets, in_prompt = self.targets(gt_classes, text, logits.shape[1])
+        targets = targets.to(logits.dtype)
         real = text.mask.to(device)
         loss_cls = sigmoid_focal_loss(
             logits[:, real],
@@ -223,7 +264,7 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         logits, _ = predictions
         text = self._context()
         scores = aggregate_phrase_scores(
-            logits.sigmoid(), text.phrase_map.to(logits.dtype), self.aggregation
+            logits.sigmoid(), text.phrase_map.to(logits), self.aggregation
         )
         scores = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)
         return scores.split([len(p) for p in proposals], dim=0)
