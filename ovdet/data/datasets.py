@@ -375,8 +375,8 @@ def _check_loaded(spec: _OVDatasetSpec, dicts: list[dict]) -> int:
 
 
 # annotation fields kept beyond detectron2's (iscrowd, bbox, keypoints, category_id,
-# segmentation)
-EXTRA_ANNOTATION_KEYS = ("mask_score",)
+# segmentation); tokens_positive: grounding jsons (ovdet.data.grounding)
+EXTRA_ANNOTATION_KEYS = ("mask_score", "tokens_positive")
 
 
 def _load_dataset(spec: _OVDatasetSpec) -> list[dict]:

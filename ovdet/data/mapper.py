@@ -31,6 +31,12 @@
    ``gt_mask_valid`` (bool per box), which the ROI heads' mask branch reads
    (:class:`~ovdet.modeling.roi_heads.OVStandardROIHeads`). This is how SAM masks supervise
    the class-agnostic mask head on box-only data (docs/sam.md).
+5. with ``grounding=True`` (caption training of the grounding detector; a grounding dataset,
+   ``ovdet.data.grounding``), the dataset dict must hold ``caption`` and every annotation its
+   ``tokens_positive``. In training the output keeps ``caption``, gets ``tokens_positive``:
+   the image's distinct phrases, each a list of ``[start, end]`` character spans (objects
+   named by one phrase share it), and the instances get ``gt_phrases`` (long): the index of
+   each box's phrase in that list (-1 for an ignore region). At inference ``caption`` is kept.
 """
 
 from __future__ import annotations
@@ -62,6 +68,7 @@ logger = logging.getLogger(__name__)
 ALBU_INDEX_FIELD = "ovdet_index"
 # annotation key: whether its mask is a training target (masks_optional)
 _MASK_VALID = "_ovdet_mask_valid"
+_PHRASE = "_ovdet_phrase"
 
 
 def build_albumentations(
@@ -158,6 +165,7 @@ class OVDatasetMapper(DatasetMapper):
         crowd_as_ignore: bool = False,
         masks_optional: bool = False,
         min_mask_score: float = 0.0,
+        grounding: bool = False,
     ):
         """
         Args:
@@ -175,6 +183,7 @@ class OVDatasetMapper(DatasetMapper):
             masks_optional: annotations may lack masks (box-only): they get no mask loss.
             min_mask_score: with ``masks_optional``, a mask whose ``mask_score`` is below
                 this is no mask target either (SAM masks of low predicted IoU).
+            grounding: caption training (see the module docstring, item 5).
         """
         if masks_optional and use_instance_mask and instance_mask_format != "bitmask":
             if albumentations is None:
@@ -207,6 +216,7 @@ class OVDatasetMapper(DatasetMapper):
         self.crowd_as_ignore = bool(crowd_as_ignore)
         self.masks_optional = bool(masks_optional)
         self.min_mask_score = float(min_mask_score)
+        self.grounding = bool(grounding)
 
     @classmethod
     def from_config(cls, cfg, is_train: bool = True) -> dict:
@@ -258,11 +268,40 @@ class OVDatasetMapper(DatasetMapper):
                 empty = mask_util.encode(np.zeros((h, w), dtype=np.uint8, order="F"))
             anno["segmentation"] = dict(empty)
 
+    def _phrases(self, dataset_dict: dict) -> None:
+        """``grounding``: the image's distinct phrases as ``tokens_positive``; each annotation
+        remembers its phrase's index."""
+        from ovdet.data.grounding import check_spans
+
+        where = f"dataset dict of image_id={dataset_dict.get('image_id')}"
+        caption = dataset_dict.get("caption")
+        if not isinstance(caption, str) or not caption.strip():
+            raise KeyError(
+                f"OVDatasetMapper(grounding=True): {where} has no 'caption'; train on a "
+                "grounding dataset (ovdet.data.grounding.register_grounding_dataset)"
+            )
+        phrases: dict[tuple, int] = {}
+        for j, anno in enumerate(dataset_dict.get("annotations", [])):
+            if anno.get("iscrowd", 0) or anno.get("category_id", 0) < 0:
+                anno[_PHRASE] = -1
+                continue
+            if "tokens_positive" not in anno:
+                raise KeyError(
+                    f"OVDatasetMapper(grounding=True): annotation {j} of {where} has no "
+                    "'tokens_positive' (the caption's character spans naming it)"
+                )
+            spans = check_spans(anno["tokens_positive"], caption, f"annotation {j} of {where}")
+            key = tuple(tuple(s) for s in spans)
+            anno[_PHRASE] = phrases.setdefault(key, len(phrases))
+        dataset_dict["tokens_positive"] = [[list(s) for s in key] for key in phrases]
+
     def _transform_annotations(self, dataset_dict: dict, transforms, image_shape) -> None:
         """detectron2's annotation transform; with ``masks_optional`` the instances also get
         ``gt_mask_valid``, and an instance is dropped for an empty box only (an empty mask is
-        a box-only instance: detectron2 would drop it)."""
-        if not (self.masks_optional and self.use_instance_mask):
+        a box-only instance: detectron2 would drop it); with ``grounding`` they get
+        ``gt_phrases``."""
+        optional = self.masks_optional and self.use_instance_mask
+        if not optional and not self.grounding:
             super()._transform_annotations(dataset_dict, transforms, image_shape)
             return
         annos = []
@@ -282,6 +321,15 @@ class OVDatasetMapper(DatasetMapper):
         instances = utils.annotations_to_instances(
             annos, image_shape, mask_format=self.instance_mask_format
         )
+        if self.grounding:
+            instances.gt_phrases = torch.tensor(
+                [int(a.get(_PHRASE, -1)) for a in annos], dtype=torch.long
+            )
+        if not optional:  # detectron2's own steps
+            if self.recompute_boxes:
+                instances.gt_boxes = instances.gt_masks.get_bounding_boxes()
+            dataset_dict["instances"] = utils.filter_empty_instances(instances)
+            return
         valid = torch.tensor([bool(a.get(_MASK_VALID, True)) for a in annos], dtype=torch.bool)
         # a mask that a crop emptied is no target either
         valid &= instances.gt_masks.tensor.flatten(1).any(dim=1)
@@ -417,6 +465,8 @@ class OVDatasetMapper(DatasetMapper):
             self._crowd_to_ignore(dataset_dict)
         if self.masks_optional and self.use_instance_mask and self.is_train:
             self._drop_unusable_masks(dataset_dict)
+        if self.grounding and self.is_train:
+            self._phrases(dataset_dict)
         image = self._read_image(dataset_dict)
         utils.check_image_size(dataset_dict, image)
         teacher_boxes, teacher_emb = self._teacher(dataset_dict)

@@ -12,6 +12,12 @@ not the tower's, which only bounds single phrases).
 
 :meth:`~ovdet.text.TokenEncoder.encode_sentences` gives the EOT states alone: one token per
 phrase, the phrase's CLIP sentence embedding (what ViLD-text's classifier is made of).
+
+A caption (:meth:`~ovdet.text.TokenEncoder.encode_caption`, grounding data) is read whole, in
+one pass, as CLIP's text tower was trained on captions: its word states and its EOT state;
+character spans are mapped to tokens through the offsets of the words the standard CLIP BPE
+tokenizer splits the text into (each word piece gets its word's characters). Words past the
+context length are cut off (a phrase among them is refused, as a truncated prompt is).
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from ovdet.text.clip_models import (
     load_clip_config,
 )
 from ovdet.text.encoder import default_device, file_identity, module_device, state_dict_digest
-from ovdet.text.token_encoder import PromptTooLongError, TokenEncoder, TokenizedPrompt
+from ovdet.text.token_encoder import (
+    PromptTooLongError,
+    TokenEncoder,
+    TokenizedPrompt,
+    char_spans_to_token_spans,
+)
+from ovdet.utils.errors import InputError
 
 __all__ = ["OpenCLIPTokenEncoder"]
 
@@ -206,6 +218,56 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         elif proj is not None:
             states = states @ proj
         return states
+
+    def caption_offsets(self, caption: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """The caption's BPE token ids (no start / end tokens) and each one's characters.
+
+        Raises:
+            InputError: a tokenizer other than open_clip's standard BPE one, or a caption whose
+                cleaned text does not line up with its characters.
+        """
+        pat = getattr(self._tokenizer, "pat", None)
+        encode = getattr(self._tokenizer, "encode", None)
+        if pat is None or encode is None:
+            raise InputError(
+                f"OpenCLIPTokenEncoder: captions need open_clip's standard BPE tokenizer "
+                f"(character offsets), not {type(self._tokenizer).__name__}"
+            )
+        ids: list[int] = []
+        offsets: list[tuple[int, int]] = []
+        lowered = caption.lower()
+        source = lowered if len(lowered) == len(caption) else caption
+        for match in pat.finditer(source):
+            pieces = encode(match.group())
+            ids += pieces
+            offsets += [(match.start(), match.end())] * len(pieces)
+        if ids != list(encode(caption)):
+            raise InputError(
+                f"OpenCLIPTokenEncoder: cannot map the characters of caption {caption[:60]!r} "
+                "to tokens (the tokenizer's text cleaning changes it); normalise its text"
+            )
+        return ids, offsets
+
+    def _encode_caption(self, caption: str, char_spans: list) -> TokenizedPrompt:
+        ids, offsets = self.caption_offsets(caption)
+        context = self.context_length
+        ids, offsets = ids[: context - 2], offsets[: context - 2]
+        words = len(ids)
+        if words + 1 > self._max_tokens:
+            ids, offsets = ids[: self._max_tokens - 1], offsets[: self._max_tokens - 1]
+            words = len(ids)
+        spans = char_spans_to_token_spans([*offsets, (0, 0)], char_spans)
+        sot, eot = self._tokenizer.sot_token_id, self._tokenizer.eot_token_id
+        tokens = torch.zeros(1, context, dtype=torch.long)
+        tokens[0, : words + 2] = torch.tensor([sot, *ids, eot])
+        states = self._states(tokens.to(self._device))[0]
+        features = states[1 : words + 2]  # the words and the EOT
+        mask = torch.ones(features.shape[0], dtype=torch.bool)
+        phrases = tuple(
+            " ".join(caption[s:e] for s, e in ([p] if len(p) == 2 and isinstance(p[0], int) else p))
+            for p in char_spans
+        )
+        return TokenizedPrompt(phrases, caption, features, mask, tuple(spans))
 
     def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
         for phrase in phrases:

@@ -6,10 +6,17 @@ name, so ``name in caption.lower()`` holds for every category present. Group ord
 shuffled per caption; templates differ between the captions of one image; spatial relations
 ("to the left of", "above", ...) are only used for two single objects and are computed from
 their visible boxes, so they are true.
+
+:func:`make_grounded_captions` returns the same captions with, per object, the character span
+of its class name as written ("red circle" in "a red circle", "red circles" in "two red
+circles"), recorded while the caption is composed (not searched for afterwards, so a name
+that occurs twice, or inside another name, still gets its own span). Objects of one class are
+named by one phrase and share its span.
 """
 
 from __future__ import annotations
 
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,20 +75,49 @@ class CaptionObject:
 
 def count_phrase(category: ShapeCategory, count: int, rng: np.random.Generator) -> str:
     """ "a red circle", "an orange star", "one red circle", "three red circles"."""
+    return _count_phrase(category, count, rng)[0]
+
+
+def _count_phrase(category: ShapeCategory, count: int, rng: np.random.Generator) -> tuple[str, int]:
+    """:func:`count_phrase` and where the class name (as written) starts in it."""
     if count == 1:
         if rng.random() < 0.15:
-            return f"one {category.name}"
-        article = "an" if category.name[0] in "aeiou" else "a"
-        return f"{article} {category.name}"
+            phrase = f"one {category.name}"
+        else:
+            article = "an" if category.name[0] in "aeiou" else "a"
+            phrase = f"{article} {category.name}"
+        return phrase, len(phrase) - len(category.name)
     number = _NUMBERS[count] if count < len(_NUMBERS) else str(count)
-    return f"{number} {category.plural_name}"
+    phrase = f"{number} {category.plural_name}"
+    return phrase, len(phrase) - len(category.plural_name)
 
 
-def _join(items: list[str], rng: np.random.Generator) -> str:
+def _join(items: list[str], rng: np.random.Generator) -> tuple[str, list[int]]:
+    """ "a, b and c" (an Oxford comma at random with 3+ items) and where each item starts."""
     if len(items) <= 1:
-        return "".join(items)
+        return "".join(items), [0] * len(items)
     comma = "," if len(items) > 2 and rng.random() < 0.5 else ""
-    return ", ".join(items[:-1]) + f"{comma} and {items[-1]}"
+    starts, pos = [], 0
+    for item in items[:-1]:
+        starts.append(pos)
+        pos += len(item) + 2  # ", "
+    starts.append(pos - 2 + len(comma) + len(" and "))
+    return ", ".join(items[:-1]) + f"{comma} and {items[-1]}", starts
+
+
+def _format(template: str, **values: str) -> tuple[str, dict[str, int]]:
+    """``template.format(**values)`` and where each field's value starts in the result."""
+    parts: list[str] = []
+    starts: dict[str, int] = {}
+    pos = 0
+    for literal, field, _, _ in string.Formatter().parse(template):
+        parts.append(literal)
+        pos += len(literal)
+        if field is not None:
+            starts[field] = pos
+            parts.append(values[field])
+            pos += len(values[field])
+    return "".join(parts), starts
 
 
 def _relation(a: CaptionObject, b: CaptionObject) -> str:
@@ -94,6 +130,29 @@ def _relation(a: CaptionObject, b: CaptionObject) -> str:
 
 def _finish(text: str) -> str:
     return text[0].upper() + text[1:] + "."
+
+
+def _name(spans: list, objects: Sequence[CaptionObject], members: list[int], start: int) -> None:
+    """Record that the objects ``members`` (one class) are named from character ``start``."""
+    category = objects[members[0]].category
+    written = category.name if len(members) == 1 else category.plural_name
+    for m in members:
+        spans[m] = (start, start + len(written))
+
+
+@dataclass(frozen=True)
+class GroundedCaption:
+    """A caption and where it names each object.
+
+    Attributes:
+        text: the caption.
+        spans: per object (in the order given to :func:`make_grounded_captions`), the
+            ``(start, end)`` characters of its class name as written, ``text[start:end]``
+            being e.g. ``"red circle"`` or ``"red circles"``; ``()`` for an empty scene.
+    """
+
+    text: str
+    spans: tuple[tuple[int, int], ...]
 
 
 def make_captions(
@@ -115,9 +174,22 @@ def make_captions(
     Returns:
         ``num_captions`` strings, each naming every category of ``objects`` with its count.
     """
-    groups: dict[int, list[CaptionObject]] = {}
-    for obj in objects:
-        groups.setdefault(obj.category.id, []).append(obj)
+    return [
+        c.text for c in make_grounded_captions(objects, background, num_strokes, rng, num_captions)
+    ]
+
+
+def make_grounded_captions(
+    objects: Sequence[CaptionObject],
+    background: str,
+    num_strokes: int,
+    rng: np.random.Generator,
+    num_captions: int = 4,
+) -> list[GroundedCaption]:
+    """:func:`make_captions` (same texts, same use of ``rng``) with each object's name span."""
+    groups: dict[int, list[int]] = {}
+    for index, obj in enumerate(objects):
+        groups.setdefault(obj.category.id, []).append(index)
     if not groups:
         templates = list(_EMPTY_TEMPLATES)
     else:
@@ -130,17 +202,26 @@ def make_captions(
         template = templates[int(order[i % len(order)])]
         bg = _BACKGROUND_WORDS[background][int(rng.integers(0, 3))]
         keys = [list(groups)[j] for j in rng.permutation(len(groups))]
+        spans: list[tuple[int, int] | None] = [None] * len(objects)
         if "{rel}" in template:
             a, b = groups[keys[0]][0], groups[keys[1]][0]
-            text = template.format(
-                a=count_phrase(a.category, 1, rng),
-                b=count_phrase(b.category, 1, rng),
-                rel=_relation(a, b),
-                bg=bg,
+            phrase_a, off_a = _count_phrase(objects[a].category, 1, rng)
+            phrase_b, off_b = _count_phrase(objects[b].category, 1, rng)
+            text, at = _format(
+                template, a=phrase_a, b=phrase_b, rel=_relation(objects[a], objects[b]), bg=bg
             )
+            _name(spans, objects, [a], at["a"] + off_a)
+            _name(spans, objects, [b], at["b"] + off_b)
         else:
-            phrases = [count_phrase(groups[k][0].category, len(groups[k]), rng) for k in keys]
+            phrases = [
+                _count_phrase(objects[groups[k][0]].category, len(groups[k]), rng) for k in keys
+            ]
             be = "is" if phrases and len(groups[keys[0]]) == 1 else "are"
-            text = template.format(objs=_join(phrases, rng), bg=bg, be=be)
-        captions.append(_finish(text))
+            objs, item_starts = _join([p for p, _ in phrases], rng)
+            text, at = _format(template, objs=objs, bg=bg, be=be)
+            for k, (_, offset), item_start in zip(keys, phrases, item_starts):
+                _name(spans, objects, groups[k], at["objs"] + item_start + offset)
+        if any(s is None for s in spans):  # every template names every object
+            raise RuntimeError(f"OV-Shapes: caption {text!r} does not name every object")
+        captions.append(GroundedCaption(_finish(text), tuple(spans)))
     return captions

@@ -38,6 +38,12 @@ __all__ = [
 
 DEFAULT_PREFIX = "ov_shapes"
 _SPLITS = ("train_base", "train_all", "val")
+# grounding datasets (roots generated with grounding files): suffix -> (files key, drop novel)
+_GROUNDING = {
+    "grounding_train_base": ("grounding_train", True),
+    "grounding_train_all": ("grounding_train", False),
+    "grounding_val": ("grounding_val", False),
+}
 _WHICH = ("base", "novel", "all")
 
 
@@ -66,6 +72,12 @@ def register_ov_shapes(
 
     Extra metadata of each: ``captions_json`` (the split's captions file), ``split_json``,
     ``mask_format`` ("bitmask": segmentations are RLE), ``ov_shapes_novel`` (novel names).
+
+    A root with grounding files (``split.json`` lists ``grounding_train``) also gets
+    ``{prefix}_grounding_train_base`` (the grounding json without novel boxes: their objects
+    stay named in the captions), ``{prefix}_grounding_train_all`` and
+    ``{prefix}_grounding_val`` (:func:`ovdet.data.grounding.register_grounding_dataset`; all
+    classes in ``thing_classes``).
 
     Args:
         root: folder written by ``ovdet data ov-shapes --out``.
@@ -108,6 +120,28 @@ def register_ov_shapes(
             replace=replace,
         )
         names.append(name)
+    if "grounding_train" in files and "grounding_val" in files:
+        from ovdet.data.grounding import register_grounding_dataset
+
+        for suffix, (key, drop_novel) in _GROUNDING.items():
+            images_key = "images_train" if key == "grounding_train" else "images_val"
+            name = f"{prefix}_{suffix}"
+            register_grounding_dataset(
+                name,
+                root / files[key],
+                root / files[images_key],
+                novel=novel,
+                drop_novel=drop_novel,
+                extra_metadata={
+                    "thing_classes": [c["name"] for c in cats],
+                    "thing_dataset_id_to_contiguous_id": {c["id"]: i for i, c in enumerate(cats)},
+                    "split_json": str(root / SPLIT_FILE),
+                    "mask_format": "bitmask",
+                    "ov_shapes_novel": list(novel),
+                },
+                replace=replace,
+            )
+            names.append(name)
     return names
 
 
@@ -119,16 +153,29 @@ def ov_shapes_dataset(root: str | os.PathLike, split: str, prefix: str = DEFAULT
 
     Args:
         root: dataset folder holding ``split.json``.
-        split: ``"train_base"``, ``"train_all"`` or ``"val"``.
+        split: ``"train_base"``, ``"train_all"``, ``"val"``, or a grounding split:
+            ``"grounding_train_base"``, ``"grounding_train_all"``, ``"grounding_val"``.
         prefix: dataset name prefix.
 
     Returns:
         The detectron2 dataset name of ``split``.
+
+    Raises:
+        FileNotFoundError: a grounding split of a root generated without grounding files.
     """
-    if split not in _SPLITS:
-        raise ValueError(f"ov_shapes_dataset: split must be one of {_SPLITS}, got {split!r}")
+    known = (*_SPLITS, *_GROUNDING)
+    if split not in known:
+        raise ValueError(f"ov_shapes_dataset: split must be one of {known}, got {split!r}")
     names = register_ov_shapes(root, prefix, replace=True)
-    return names[_SPLITS.index(split)]
+    name = f"{prefix}_{split}"
+    if name not in names:
+        raise FileNotFoundError(
+            f"OV-Shapes root {Path(root)} has no grounding annotations ({SPLIT_FILE} lists no "
+            "grounding_train / grounding_val files: it was generated before they existed); "
+            "generate it again with `ovdet data ov-shapes` (same seed and parameters: the "
+            "other files come out identical) to train on captions"
+        )
+    return name
 
 
 def ov_shapes_class_names(root: str | os.PathLike, which: str = "all") -> list[str]:

@@ -8,6 +8,8 @@ Layout under ``out``::
                        ``categories`` lists the base categories only
     val.json           val images, every category annotated
     captions_train.json, captions_val.json    COCO captions format
+    grounding_train.json, grounding_val.json  grounding annotations (MDETR / GLIP
+                       "modulated detection" format, see below)
     split.json         base / novel names, categories with attributes, seed, parameters
 
 Category ids are ``1..N`` everywhere (see ``attributes``). Because ``train_base.json`` lists
@@ -24,6 +26,16 @@ json files are byte-identical and the images pixel-identical across runs and wor
 Every file is written atomically (temporary file + rename). ``split.json`` records the
 generator parameters (``params``) and, with ``background="photo"``, the photos used
 (``photos``: folder, file names and sha256).
+
+Grounding files (``grounding_<split>.json``, added after the first release: roots made before
+have none and ``split.json`` then does not list them; every other file is unchanged by them):
+a COCO instances json with one ``images`` entry per (image, caption), MDETR's layout: the
+entry carries ``caption``, ``original_img_id`` (the image's id in ``val.json`` /
+``train_all.json``) and ``caption_index`` (its place among the image's captions), and every
+object of the image is an annotation (all categories, novel included; ids new) with
+``tokens_positive``: ``[[start, end]]``, the characters of the caption naming it
+(``caption[start:end]`` is its class name as written, e.g. "red circles"), recorded while
+the caption was composed; ``original_id`` is its id in the instances json.
 """
 
 from __future__ import annotations
@@ -52,6 +64,8 @@ FILES: dict[str, str] = {
     "val": "val.json",
     "captions_train": "captions_train.json",
     "captions_val": "captions_val.json",
+    "grounding_train": "grounding_train.json",
+    "grounding_val": "grounding_val.json",
     "images_train": "images/train",
     "images_val": "images/val",
 }
@@ -97,6 +111,7 @@ def _render_block(
                 "width": w,
                 "objects": objects,
                 "captions": scene.captions,
+                "spans": [[list(span) for span in c.spans] for c in scene.grounded],
             }
         )
     return records
@@ -139,6 +154,34 @@ def _write_coco(
     if categories is not None:
         data["categories"] = categories
     write_json(out / FILES[key], data, compact=True)
+
+
+def _add_grounding(
+    images: list, annotations: list, image: dict, objects: list, record: dict
+) -> None:
+    """Append one image's grounding entries (one per caption) and their annotations."""
+    for k, (caption, spans) in enumerate(zip(record["captions"], record["spans"])):
+        entry_id = len(images) + 1
+        images.append(
+            {
+                **image,
+                "id": entry_id,
+                "caption": caption,
+                "original_img_id": image["id"],
+                "caption_index": k,
+            }
+        )
+        for obj, span in zip(objects, spans):
+            fields = {key: v for key, v in obj.items() if key not in ("id", "image_id")}
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": entry_id,
+                    **fields,
+                    "tokens_positive": [span],
+                    "original_id": obj["id"],
+                }
+            )
 
 
 def generate_ov_shapes(
@@ -190,6 +233,7 @@ def generate_ov_shapes(
         image_dir = out / FILES[f"images_{split}"]
         image_dir.mkdir(parents=True, exist_ok=True)
         images, anns, caps = [], [], []
+        grounding_images, grounding_anns = [], []
         for rec in _generate_split(config, seed, split, num, image_dir, workers, bar):
             image_id = first_id[split] + rec["index"]
             images.append(
@@ -200,10 +244,12 @@ def generate_ov_shapes(
                     "width": rec["width"],
                 }
             )
+            first_ann = len(anns) + 1
             for obj in rec["objects"]:
                 anns.append({"id": len(anns) + 1, "image_id": image_id, **obj, "iscrowd": 0})
             for text in rec["captions"]:
                 caps.append({"id": len(caps) + 1, "image_id": image_id, "caption": text})
+            _add_grounding(grounding_images, grounding_anns, images[-1], anns[first_ann - 1 :], rec)
         novel_anns = [a for a in anns if a["category_id"] in novel_ids]
         if split == "train":
             base_anns = [a for a in anns if a["category_id"] not in novel_ids]
@@ -224,6 +270,7 @@ def generate_ov_shapes(
                 "novel_annotations": len(novel_anns),
             }
         _write_coco(out, f"captions_{split}", seed, images, caps, None)
+        _write_coco(out, f"grounding_{split}", seed, grounding_images, grounding_anns, all_cats)
     bar.close()
 
     attributes = {"colour": list(config.colours)} if config.colour_mode == "class" else {}

@@ -21,7 +21,7 @@ import numpy as np
 from ovdet.data.synthetic.appearance import contrasting_colour, paint_object, random_colour
 from ovdet.data.synthetic.attributes import ShapeCategory
 from ovdet.data.synthetic.background import PhotoBackgrounds, render_background
-from ovdet.data.synthetic.captions import CaptionObject, make_captions
+from ovdet.data.synthetic.captions import CaptionObject, GroundedCaption, make_grounded_captions
 from ovdet.data.synthetic.config import OVShapesConfig
 from ovdet.data.synthetic.shapes import shape_mask
 
@@ -60,6 +60,8 @@ class Scene:
         captions: caption strings naming every object.
         background: background kind ("gradient", "blotchy", "noisy", "photo").
         num_strokes: distractor strokes drawn under the objects.
+        grounded: per caption, its text and the character span naming each object (in
+            ``objects`` order; see ``captions.make_grounded_captions``).
     """
 
     image: np.ndarray
@@ -67,6 +69,7 @@ class Scene:
     captions: list[str]
     background: str
     num_strokes: int
+    grounded: tuple[GroundedCaption, ...] = ()
 
 
 def tight_box(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -155,11 +158,12 @@ class OVShapesGenerator:
             objects.append(
                 SceneObject(category, vis, tight_box(vis), int(vis.sum()), full_area, rgb)
             )
-        captions = make_captions(
+        grounded = make_grounded_captions(
             [CaptionObject(o.category, o.bbox) for o in objects],
             background,
             num_strokes,
             rng,
             cfg.captions_per_image,
         )
-        return Scene(image, objects, captions, background, num_strokes)
+        captions = [c.text for c in grounded]
+        return Scene(image, objects, captions, background, num_strokes, tuple(grounded))

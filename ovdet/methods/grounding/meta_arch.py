@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import torch
 from detectron2.layers import batched_nms
 from detectron2.modeling.meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN
-from detectron2.structures import Instances
+from detectron2.structures import ImageList, Instances
 from torch import nn
 
 from ovdet.methods.grounding.fusion import FeatureTextFusion
 from ovdet.methods.grounding.prompts import positive_map, split_into_prompts
 from ovdet.methods.grounding.region_word import TextContext
 from ovdet.methods.grounding.roi_heads import GroundingROIHeads
-from ovdet.text.token_encoder import TokenEncoder, TokenizedPrompt
+from ovdet.text.token_encoder import PromptTooLongError, TokenEncoder, TokenizedPrompt
 from ovdet.text.vocabulary import validate_names
 from ovdet.utils.errors import InputError
 
@@ -57,6 +57,16 @@ class GroundingRCNN(GeneralizedRCNN):
     anyway, so the sentence token equals that name's EOT token in a word prompt.)
 
     Model I/O is detectron2's; ``pred_classes`` index :attr:`vocabulary`.
+
+    Caption training (grounding data, GLIP's "modulated" format): when the training inputs
+    carry ``caption``, ``tokens_positive`` (per phrase, its ``[start, end]`` character spans)
+    and ``instances.gt_phrases`` (each box's phrase; ``OVDatasetMapper(grounding=True)``
+    makes them), each image's prompt is its caption, read by the token encoder with the spans
+    mapped to tokens by the tokenizer's offsets, and a box's positive map is its phrase's
+    tokens; no negative names are added (the caption is the prompt). Captions differ per
+    image, so fusion, RPN and ROI heads run per image (the backbone once per batch) and the
+    losses are averaged over the images. A phrase cut off by the encoder's token limit makes
+    its boxes ignore regions (neither object nor background).
 
     Args:
         token_encoder: a :class:`~ovdet.text.TokenEncoder` (not a sub-module: frozen, not
@@ -305,11 +315,110 @@ class GroundingRCNN(GeneralizedRCNN):
             raise InputError("GroundingRCNN training needs 'instances' in the input dicts")
         gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
         features = self.backbone(images.tensor)
+        with_caption = ["caption" in x for x in batched_inputs]
+        if any(with_caption):
+            if not all(with_caption):
+                raise InputError(
+                    "GroundingRCNN: a training batch mixes inputs with and without 'caption'; "
+                    "train on grounding data alone (or on detection data alone)"
+                )
+            return self._caption_losses(images, features, batched_inputs, gt_instances)
         prompt, classes = self._training_prompt(gt_instances)
         fused, text = self.fuse(features, prompt, classes)
         proposals, proposal_losses = self.proposal_generator(images, fused, gt_instances)
         _, detector_losses = self.roi_heads(images, fused, proposals, gt_instances, text=text)
         return {**detector_losses, **proposal_losses}
+
+    def caption_prompt(
+        self, caption: str, tokens_positive: Sequence, gt_phrases: torch.Tensor | None = None
+    ) -> tuple[TokenizedPrompt, torch.Tensor | None]:
+        """The prompt of one caption with its phrases' character spans.
+
+        Args:
+            caption: the text.
+            tokens_positive: per phrase, a list of ``[start, end]`` character spans.
+            gt_phrases: each box's phrase index (-1: ignore region), or None.
+
+        Returns:
+            the encoded caption (one phrase per entry of ``tokens_positive``; a caption
+            without phrases gets one phrase over the whole text, used by no box) and
+            ``gt_phrases`` with the boxes of phrases past the encoder's token limit set to -1
+            (those phrases then cover the caption's last token, used by no box).
+        """
+        phrases = [[tuple(int(v) for v in span) for span in p] for p in tokens_positive]
+        if not phrases:
+            return self.token_encoder.encode_caption(caption, [(0, len(caption))]), gt_phrases
+        kept = list(range(len(phrases)))
+        while True:
+            try:
+                prompt = self.token_encoder.encode_caption(caption, [phrases[i] for i in kept])
+                break
+            except PromptTooLongError:
+                if len(kept) == 1:
+                    prompt = self.token_encoder.encode_caption(caption, [(0, 1)])
+                    kept = []
+                    break
+                kept.remove(max(kept, key=lambda i: max(e for _, e in phrases[i])))
+        if len(kept) == len(phrases):
+            return prompt, gt_phrases
+        # phrases cut off: their boxes are ignored; every phrase keeps a row (unused ones
+        # point at the first token, so the row indices stay those of tokens_positive)
+        spans = [(0, 1)] * len(phrases)
+        for row, i in enumerate(kept):
+            spans[i] = prompt.spans[row]
+        if gt_phrases is not None:
+            gone = torch.tensor([i not in kept for i in range(len(phrases))], dtype=torch.bool)
+            gt_phrases = gt_phrases.clone()
+            valid = gt_phrases >= 0
+            drop = valid.clone()
+            drop[valid] = gone.to(gt_phrases.device)[gt_phrases[valid]]
+            gt_phrases[drop] = -1
+        prompt = TokenizedPrompt(
+            tuple(caption[p[0][0] : p[-1][1]] for p in phrases),
+            prompt.text,
+            prompt.features,
+            prompt.mask,
+            tuple(spans),
+        )
+        return prompt, gt_phrases
+
+    def _caption_losses(
+        self,
+        images: ImageList,
+        features: dict[str, torch.Tensor],
+        batched_inputs: list[dict],
+        gt_instances: list[Instances],
+    ) -> dict[str, torch.Tensor]:
+        """Caption training (see the class docstring): per image, its caption as the prompt."""
+        num_classes = len(self.train_vocabulary)
+        total: dict[str, torch.Tensor] = {}
+        for i, (x, gt) in enumerate(zip(batched_inputs, gt_instances)):
+            where = f"GroundingRCNN caption training, input {i}"
+            if "tokens_positive" not in x or not gt.has("gt_phrases"):
+                raise InputError(
+                    f"{where}: a 'caption' needs 'tokens_positive' and instances.gt_phrases "
+                    "(OVDatasetMapper(grounding=True) on a grounding dataset makes them)"
+                )
+            phrases = list(x["tokens_positive"])
+            if len(phrases) > num_classes:
+                raise InputError(
+                    f"{where}: {len(phrases)} phrases in one caption, more than the "
+                    f"{num_classes} labels the ROI heads have (the training classes)"
+                )
+            prompt, gt_phrases = self.caption_prompt(x["caption"], phrases, gt.gt_phrases)
+            if len(gt_phrases) and int(gt_phrases.max()) >= len(phrases):
+                raise InputError(f"{where}: gt_phrases index past tokens_positive")
+            # the ROI heads label a box by its phrase: class p of this image is phrase p
+            target = Instances(gt.image_size, **gt.get_fields())
+            target.gt_classes = gt_phrases.to(gt.gt_classes.device)
+            image = ImageList(images.tensor[i : i + 1], [images.image_sizes[i]])
+            feats = {k: v[i : i + 1] for k, v in features.items()}
+            fused, text = self.fuse(feats, prompt, list(range(len(prompt.spans))))
+            proposals, proposal_losses = self.proposal_generator(image, fused, [target])
+            _, detector_losses = self.roi_heads(image, fused, proposals, [target], text=text)
+            for k, v in {**detector_losses, **proposal_losses}.items():
+                total[k] = total[k] + v if k in total else v
+        return {k: v / len(batched_inputs) for k, v in total.items()}
 
     def inference(
         self,

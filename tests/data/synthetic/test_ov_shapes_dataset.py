@@ -206,7 +206,9 @@ def test_register_ov_shapes(dataset):
     from ovdet.data.synthetic import register_ov_shapes
 
     names = register_ov_shapes(dataset, prefix="test_ov_shapes_reg", replace=True)
-    assert names == [f"test_ov_shapes_reg_{s}" for s in ("train_base", "train_all", "val")]
+    splits = ("train_base", "train_all", "val")
+    grounding = ("grounding_train_base", "grounding_train_all", "grounding_val")
+    assert names == [f"test_ov_shapes_reg_{s}" for s in (*splits, *grounding)]
     split = load_split(dataset)
     base_meta, val_meta = (MetadataCatalog.get(n) for n in (names[0], names[2]))
     assert base_meta.thing_classes == split["base"]
