@@ -8,7 +8,7 @@ the all-class training images. Boxes without a mask (``masks_optional``) or with
 of predicted IoU below ``min_mask_score`` train no mask. The classifier's training vocabulary
 is every class: novel boxes are foreground for the mask head (the frozen classifier learns
 nothing from them). The benchmark sets the training json (novel masks none / SAM / true,
-``ovdet.benchmarks.ov_shapes.masks``); by hand, register a COCO json and set
+docs/sam.md); by hand, register a COCO json and set
 ``dataloader.train.dataset.names``.
 """
 
