@@ -32,6 +32,7 @@ lr_multiplier.warmup_iters = 20
 train.init_checkpoint = ""  # a trained vild_text_small model_final.pth
 train.trainable = ["roi_heads.mask_head"]
 train.max_iter = 400
+train.checkpointer = dict(period=50, max_to_keep=1)  # a killed run loses at most 50 iterations
 train.output_dir = "./output/ov_shapes/mask_head_finetune_small"
 
 __all__ = ["dataloader", "lr_multiplier", "model", "optimizer", "ov_shapes", "train"]
