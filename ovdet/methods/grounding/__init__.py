@@ -91,3 +91,15 @@ register_method(
         prepare=prepare_ov_shapes,
     )
 )
+
+register_method(
+    Method(
+        name="grounding_eot_nofusion",
+        title="Grounding R-CNN, EOT readout, no fusion",
+        summary="the fusion ablation (K=0) of the EOT readout",
+        source=_SOURCE,
+        docs="docs/methods.md#grounding-r-cnn",
+        configs={"ov_shapes": "ov_shapes/grounding_eot_nofusion_small.py"},
+        prepare=prepare_ov_shapes,
+    )
+)
