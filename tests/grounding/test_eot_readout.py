@@ -193,17 +193,21 @@ def tiny_teacher(tmp_path_factory) -> Path:
     return folder / "teacher.pt"
 
 
-def test_ov_shapes_eot_config_trains_two_iterations(tiny_teacher, tmp_path):
+@pytest.mark.parametrize(
+    ("method", "cls_loss"), [("grounding_eot", "focal"), ("grounding_eot_softmax", "softmax")]
+)
+def test_ov_shapes_eot_config_trains_two_iterations(tiny_teacher, tmp_path, method, cls_loss):
     from ovdet.data.synthetic import generate_ov_shapes
     from ovdet.engine.build import load_config
     from ovdet.engine.train import train_and_evaluate
 
-    assert get_method("grounding_eot").configs["ov_shapes"] == "ov_shapes/grounding_eot_small.py"
+    config = get_method(method).configs["ov_shapes"]
+    assert config == f"ov_shapes/{method}_small.py"
     root = tmp_path / "data"
     generate_ov_shapes(root, num_train=4, num_val=2, seed=5, progress=False)
     out = tmp_path / "out"
     cfg = load_config(
-        CONFIGS / "ov_shapes" / "grounding_eot_small.py",
+        CONFIGS / config,
         [
             f"ov_shapes.root={root}",
             f"ov_shapes.teacher={tiny_teacher}",
@@ -220,6 +224,7 @@ def test_ov_shapes_eot_config_trains_two_iterations(tiny_teacher, tmp_path):
         ],
     )
     assert cfg.model.roi_heads.box_predictor.aggregation == "eot"
+    assert cfg.model.roi_heads.box_predictor.cls_loss == cls_loss
     result = train_and_evaluate(cfg)
     assert result["iterations"] == 2
     losses = {k: v for k, v in result["scalars"].items() if k.startswith("loss_")}

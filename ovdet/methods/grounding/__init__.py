@@ -8,7 +8,9 @@ any size is split into prompts that share one backbone pass (:mod:`.meta_arch`).
 encoders live in ``ovdet.text`` (``HFTokenEncoder``, ``OpenCLIPTokenEncoder``).
 
 Registered methods: ``grounding`` (K = 2 fusion layers), ``grounding_nofusion`` (K = 0,
-the ablation) and ``grounding_eot`` (K = 2, each class read from its end-of-text token).
+the ablation), ``grounding_eot`` (K = 2, each class read from its end-of-text token),
+``grounding_eot_nofusion`` (its K = 0 ablation) and ``grounding_eot_softmax`` (its loss
+ablation: softmax cross-entropy over the tokens and a background instead of focal loss).
 """
 
 from ovdet.methods.grounding.config import (
@@ -100,6 +102,19 @@ register_method(
         source=_SOURCE,
         docs="docs/methods.md#grounding-r-cnn",
         configs={"ov_shapes": "ov_shapes/grounding_eot_nofusion_small.py"},
+        prepare=prepare_ov_shapes,
+    )
+)
+
+register_method(
+    Method(
+        name="grounding_eot_softmax",
+        title="Grounding R-CNN, EOT readout, softmax loss",
+        summary="the loss ablation of the EOT readout: softmax cross-entropy over the prompt's "
+        "tokens and a background (ViLD-text's rule) instead of the focal loss",
+        source=_SOURCE,
+        docs="docs/methods.md#grounding-r-cnn",
+        configs={"ov_shapes": "ov_shapes/grounding_eot_softmax_small.py"},
         prepare=prepare_ov_shapes,
     )
 )

@@ -45,6 +45,7 @@ def grounding_model(
     text_dim: int = 256,
     embed_dim: int = 256,
     aggregation: str = "mean",
+    cls_loss: str = "focal",
     **kwargs: Any,
 ) -> Any:
     """A ``L(GroundingRCNN)`` config from an ``L(OVRCNN)`` one (``configs/common/models``).
@@ -64,6 +65,10 @@ def grounding_model(
             its own templated sequence, for the training positives and the class scores
             (needs a token encoder with sentence tokens: ``OpenCLIPTokenEncoder``). Set later
             as ``model.roi_heads.box_predictor.aggregation``.
+        cls_loss: ``"focal"`` (GLIP's sigmoid focal loss, the default) or ``"softmax"``
+            (cross-entropy over the prompt's tokens and a background embedding, ViLD-text's
+            rule: an ablation; see :class:`RegionWordOutputLayers`). Set later as
+            ``model.roi_heads.box_predictor.cls_loss``.
         kwargs: :class:`GroundingRCNN` arguments (``fusion_layers``,
             ``freeze_text_projection`` (keep the text projections fixed: the tokens stay the
             encoder's up to a rotation) ...).
@@ -80,6 +85,7 @@ def grounding_model(
         text_dim=text_dim,
         embed_dim=embed_dim,
         aggregation=aggregation,
+        cls_loss=cls_loss,
         test_score_thresh=pred.test_score_thresh,
         test_nms_thresh=pred.test_nms_thresh,
         test_topk_per_image=pred.test_topk_per_image,

@@ -23,7 +23,9 @@ from ovdet.methods.grounding.prompts import (
     last_tokens,
 )
 
-__all__ = ["RegionWordOutputLayers", "TextContext"]
+__all__ = ["CLS_LOSSES", "RegionWordOutputLayers", "TextContext"]
+
+CLS_LOSSES = ("focal", "softmax")
 
 
 @dataclass
@@ -60,6 +62,16 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
     Inference: a class's score is the mean (or max) of its phrase's token probabilities.
     Boxes are class-agnostic (as in ``OVFastRCNNOutputLayers``).
 
+    ``cls_loss="softmax"`` (an ablation, not GLIP's) scores each region against the prompt's
+    real tokens and one learned background embedding ``b_bg`` (``<norm(W_r x), norm(b_bg)> /
+    exp(log_scale)``, ViLD-text's background) with a softmax, trains by cross-entropy against
+    the region's readout tokens (its positive map divided by its length: the phrase's mass;
+    background regions and classes not in the prompt on the background column), and a class's
+    score is the probability mass on its readout tokens. Within one prompt this is ViLD-text's
+    classification rule with tokens as the classifier; across the prompts of a chunked
+    vocabulary each prompt's softmax is over its own names only, so scores of different
+    prompts are not normalised together (docs/grounding.md).
+
     ``aggregation="eot"`` reads each phrase from its last token only, in training (the
     positive map of a box is that one token) and at inference (the class score is that
     token's probability). :class:`~ovdet.methods.grounding.GroundingRCNN` then builds prompts
@@ -79,6 +91,8 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         aggregation: the phrase readout: ``"mean"`` or ``"max"`` over a phrase's tokens at
             inference (training on all of them), or ``"eot"`` (its last token only, in
             training and at inference).
+        cls_loss: ``"focal"`` (GLIP: sigmoid focal loss, independent token probabilities) or
+            ``"softmax"`` (cross-entropy over the prompt's tokens and a background; see above).
         focal_alpha, focal_gamma: focal loss.
         test_score_thresh, test_nms_thresh, test_topk_per_image: inference filtering.
         smooth_l1_beta, box_reg_loss_type, loss_weight: as in detectron2.
@@ -95,6 +109,7 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         temperature: float = 0.1,
         prior_prob: float = 0.01,
         aggregation: str = "mean",
+        cls_loss: str = "focal",
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
         test_score_thresh: float = 0.05,
@@ -108,6 +123,15 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
             raise ValueError(
                 f"RegionWordOutputLayers: aggregation must be one of {AGGREGATIONS}, got "
                 f"{aggregation!r}"
+            )
+        if cls_loss not in CLS_LOSSES:
+            raise ValueError(
+                f"RegionWordOutputLayers: cls_loss must be one of {CLS_LOSSES}, got {cls_loss!r}"
+            )
+        if cls_loss == "softmax" and aggregation == "max":
+            raise ValueError(
+                "RegionWordOutputLayers: cls_loss='softmax' scores a class by the probability "
+                "mass on its tokens; aggregation='max' has no meaning there: use 'mean' or 'eot'"
             )
         if not 0.0 < prior_prob < 1.0 or temperature <= 0:
             raise ValueError(
@@ -134,6 +158,9 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         self.bias_lang = nn.Parameter(torch.zeros(embed_dim))
         self.bias0 = nn.Parameter(torch.tensor(-math.log((1 - prior_prob) / prior_prob)))
         self.aggregation = aggregation
+        self.cls_loss = cls_loss
+        if cls_loss == "softmax":  # only then: focal checkpoints keep their keys
+            self.bg_embed = nn.Parameter(torch.randn(embed_dim) / math.sqrt(embed_dim))
         self.focal_alpha = float(focal_alpha)
         self.focal_gamma = float(focal_gamma)
         self._text: TextContext | None = None
@@ -191,7 +218,8 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         return self._text
 
     def token_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(R, in) region features -> (R, L) region-token logits S (see the class doc)."""
+        """(R, in) region features -> (R, L) region-token logits S (see the class doc), with
+        ``cls_loss="softmax"`` (R, L + 1): the background logit last."""
         text = self._context()
         if sum(text.counts) != x.shape[0]:
             raise RuntimeError(
@@ -207,7 +235,16 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
             for i, r in enumerate(regions.split(list(text.counts), dim=0))
         ]
         logits = cat(rows, dim=0) if rows else regions.new_zeros(0, tokens.shape[1])
+        if self.cls_loss == "softmax":
+            background = regions @ F.normalize(self.bg_embed, dim=0) / scale
+            logits = torch.cat([logits, background[:, None]], dim=1)
         return logits.clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+
+    def _softmax_probs(self, logits: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+        """(R, L + 1) logits -> (R, L + 1) probabilities over the real tokens and the
+        background (padding tokens get 0)."""
+        keep = torch.cat([real, real.new_ones(1)])
+        return logits.masked_fill(~keep, float("-inf")).softmax(dim=1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """
@@ -215,7 +252,8 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
             x: (R, ...) per-region features, images concatenated in order.
 
         Returns:
-            (R, L) region-token logits and (R, 4) class-agnostic box deltas.
+            (R, L) region-token logits (``cls_loss="softmax"``: (R, L + 1), the background
+            last) and (R, 4) class-agnostic box deltas.
         """
         if x.dim() > 2:
             x = torch.flatten(x, start_dim=1)
@@ -224,7 +262,8 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
     def losses(
         self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
     ) -> dict[str, torch.Tensor]:
-        """``{"loss_cls": focal loss on the positive maps, "loss_box_reg"}``."""
+        """``{"loss_cls": focal loss on the positive maps (or the softmax cross-entropy),
+        "loss_box_reg"}``."""
         logits, deltas = predictions
         text = self._context()
         device = logits.device
@@ -233,16 +272,20 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
             if len(proposals)
             else torch.empty(0, dtype=torch.long, device=device)
         )
-        targets, in_prompt = self.targets(gt_classes, text, logits.shape[1])
+        num_tokens = text.mask.shape[0]
+        targets, in_prompt = self.targets(gt_classes, text, num_tokens)
         targets = targets.to(logits.dtype)
         real = text.mask.to(device)
-        loss_cls = sigmoid_focal_loss(
-            logits[:, real],
-            targets[:, real],
-            alpha=self.focal_alpha,
-            gamma=self.focal_gamma,
-            reduction="sum",
-        ) / max(1, int(in_prompt.sum()))
+        if self.cls_loss == "softmax":
+            loss_cls = self._softmax_loss(logits, targets, in_prompt, real)
+        else:
+            loss_cls = sigmoid_focal_loss(
+                logits[:, real],
+                targets[:, real],
+                alpha=self.focal_alpha,
+                gamma=self.focal_gamma,
+                reduction="sum",
+            ) / max(1, int(in_prompt.sum()))
         if len(proposals):
             proposal_boxes = cat([p.proposal_boxes.tensor for p in proposals], dim=0)
             gt_boxes = cat(
@@ -257,14 +300,35 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         }
         return {k: v * self.loss_weight.get(k, 1.0) for k, v in losses.items()}
 
+    def _softmax_loss(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        in_prompt: torch.Tensor,
+        real: torch.Tensor,
+    ) -> torch.Tensor:
+        """Mean over regions of the cross-entropy against the readout tokens' mass (each
+        target row sums to 1) or the background column."""
+        if logits.shape[0] == 0:
+            return logits.sum() * 0.0
+        dist = targets / targets.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        dist = torch.cat([dist, (~in_prompt).to(dist)[:, None]], dim=1)
+        keep = torch.cat([real, real.new_ones(1)])
+        log_probs = logits.masked_fill(~keep, float("-inf")).log_softmax(dim=1)
+        # padding columns: target 0, log-probability -inf -> leave them out of the sum
+        return -(dist[:, keep] * log_probs[:, keep]).sum(dim=1).mean()
+
     def predict_probs(
         self, predictions: tuple[torch.Tensor, torch.Tensor], proposals: list[Instances]
     ) -> list[torch.Tensor]:
         """Per image (Ri, P + 1) phrase scores, a zero background column last."""
         logits, _ = predictions
         text = self._context()
-        scores = aggregate_phrase_scores(
-            logits.sigmoid(), text.phrase_map.to(logits), self.aggregation
-        )
+        phrase_map = text.phrase_map.to(logits)
+        if self.cls_loss == "softmax":  # the probability mass on each phrase's readout tokens
+            probs = self._softmax_probs(logits, text.mask.to(logits.device))[:, :-1]
+            scores = probs @ self.readout_map(phrase_map).T
+        else:
+            scores = aggregate_phrase_scores(logits.sigmoid(), phrase_map, self.aggregation)
         scores = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)
         return scores.split([len(p) for p in proposals], dim=0)
