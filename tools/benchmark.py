@@ -86,6 +86,22 @@ def _vanilla_config(ov_model, score_thresh: float):
     return model
 
 
+@torch.no_grad()
+def _realistic_proposals(model, height: int, width: int, device) -> float:
+    """Zero the RPN's anchor-delta layer, so that an untrained RPN proposes its anchors (random
+    ones regress to near-identical boxes that NMS cuts to a handful, which would leave the ROI
+    heads idle), and return the proposals per image it then gives (the test-time top-k after
+    NMS, as a trained RPN). The other models copy this RPN."""
+    deltas = model.proposal_generator.rpn_head.anchor_deltas
+    torch.nn.init.zeros_(deltas.weight)
+    torch.nn.init.zeros_(deltas.bias)
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, height, width), generator=gen).float().to(device)
+    images = model.preprocess_image([{"image": image}])
+    proposals, _ = model.proposal_generator(images, model.backbone(images.tensor), None)
+    return float(len(proposals[0]))
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -162,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     ov_cfg = _ov_config(args.root, args.embed_dim, args.score_thresh)
     vanilla = instantiate(_vanilla_config(ov_cfg, args.score_thresh)).to(device).eval()
+    proposals = _realistic_proposals(vanilla, args.height, args.width, device)
     ov = instantiate(ov_cfg).to(device).eval()
     # same weights where the architectures agree, so only the box predictor differs
     shared = {
@@ -229,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": [args.height, args.width],
         "iters": args.iters,
         "score_thresh": args.score_thresh,
+        "proposals_per_image": proposals,
         "results": rows,
         "ratio_vs_vanilla": ratios,
         "vocabulary_switch_ms": vocabulary_switch_ms(ov, vocab_sizes, args.embed_dim),

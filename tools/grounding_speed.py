@@ -47,7 +47,31 @@ def random_bert_encoder(sizes: list[int], device):
     return HFTokenEncoder("random-bert-base", model=bert, tokenizer=tokenizer, device=device)
 
 
-def grounding_model(ov_cfg, vanilla, encoder, device):
+GROUNDING_CONFIG = "configs/ov_coco/grounding_rcnn_r50_fpn_1x.py"
+# the detector settings the speed rows take from the OV-COCO config (not its data or encoder)
+FUSION_KEYS = (
+    "text_dim",
+    "fusion_layers",
+    "fusion_in_features",
+    "fusion_embed_dim",
+    "fusion_heads",
+    "fusion_ffn_dim",
+)
+
+
+def grounding_settings(root: str) -> dict:
+    """Fusion and token widths of ``GROUNDING_CONFIG`` (the R50-FPN grounding detector)."""
+    from detectron2.config import LazyConfig
+
+    model = LazyConfig.load(f"{root}/{GROUNDING_CONFIG}").model
+    out = {k: model[k] for k in FUSION_KEYS if k in model}
+    out["embed_dim"] = model.roi_heads.box_predictor.embed_dim
+    if out.get("fusion_in_features") is not None:
+        out["fusion_in_features"] = list(out["fusion_in_features"])
+    return out
+
+
+def grounding_model(ov_cfg, vanilla, encoder, device, settings: dict):
     from detectron2.config import instantiate
 
     from ovdet.methods.grounding import grounding_model as to_grounding
@@ -56,12 +80,7 @@ def grounding_model(ov_cfg, vanilla, encoder, device):
         copy.deepcopy(ov_cfg),
         token_encoder=encoder,
         train_vocabulary=vocabulary(80),
-        text_dim=256,
-        embed_dim=256,
-        fusion_layers=2,
-        fusion_embed_dim=128,
-        fusion_heads=4,
-        fusion_ffn_dim=1024,
+        **settings,
     )
     model = instantiate(cfg).to(device).eval()
     shared = {
@@ -103,7 +122,8 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
     from ovdet.methods.grounding import split_into_prompts
 
     encoder = random_bert_encoder(vocab_sizes, device)
-    model = grounding_model(ov_cfg, vanilla, encoder, device)
+    settings = grounding_settings(args.root)
+    model = grounding_model(ov_cfg, vanilla, encoder, device, settings)
     rows, chunks = [], {}
     for batch in batch_sizes:
         for size in vocab_sizes:
@@ -159,7 +179,7 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
     extra = {
         "grounding": {
             "token_encoder": "random BERT-base, word-level vocabulary of the names",
-            "fusion_layers": 2,
+            "settings": {"from": GROUNDING_CONFIG, **settings},
             "prompts_per_vocabulary": chunks,
             "dino_text_tokens": text_len,
             "dino_text_tokens_note": "tokens of the first 40-name LVIS prompt (GLIP's chunk)",

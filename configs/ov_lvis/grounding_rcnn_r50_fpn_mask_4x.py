@@ -43,6 +43,9 @@ model = grounding_model(
     text_dim=256,
     embed_dim=256,
     fusion_layers=2,
+    # stride 8 and coarser, as GLIP (its head's P3-P7) and Grounding DINO (strides 8-64): P2
+    # (3/4 of the positions at 800x1333) reaches the RPN and the ROI pooler unfused
+    fusion_in_features=["p3", "p4", "p5", "p6"],
     fusion_embed_dim=128,
     fusion_heads=4,
     fusion_ffn_dim=1024,

@@ -93,33 +93,53 @@ class BiAttentionLayer(nn.Module):
         n, _, length, _ = x.shape
         return x.transpose(1, 2).reshape(n, length, self.num_heads * self.head_dim)
 
+    def project_image(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image side's query (scaled by ``1/sqrt(d_head)``) and value, each
+        (N, heads, HW, d_head), from one LayerNorm of ``image``. They depend on the image alone,
+        so the first layer's can be computed once and reused for every prompt chunk
+        (:class:`FeatureTextFusion` ``cache``)."""
+        normed = self.norm_image(image)
+        query = self._heads(self.query_image(normed)) * self.head_dim**-0.5
+        return query, self._heads(self.value_image(normed))
+
     def attention_logits(self, image: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
         """(N, heads, HW, L) shared logits A (clamped)."""
-        q = self._heads(self.query_image(self.norm_image(image))) * self.head_dim**-0.5
-        k = self._heads(self.key_text(self.norm_text(text)))
-        return (q @ k.transpose(-1, -2)).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+        query, _ = self.project_image(image)
+        return self._logits(query, text)
+
+    def _logits(self, query: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+        key = self._heads(self.key_text(self.norm_text(text)))
+        return (query @ key.transpose(-1, -2)).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
 
     def forward(
-        self, image: torch.Tensor, text: torch.Tensor, text_mask: torch.Tensor
+        self,
+        image: torch.Tensor,
+        text: torch.Tensor,
+        text_mask: torch.Tensor,
+        image_proj: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             image: (N, HW, C) image positions (all fused FPN levels, concatenated).
             text: (N, L, D) tokens.
             text_mask: (N, L) bool, True for real tokens (at least one per row).
+            image_proj: :meth:`project_image` of ``image`` when already computed.
 
         Returns:
             the updated ``image`` (N, HW, C) and ``text`` (N, L, D).
         """
-        logits = self.attention_logits(image, text)  # (N, h, HW, L)
-        pad = ~text_mask[:, None, None, :]
-        to_tokens = logits.masked_fill(pad, float("-inf")).softmax(dim=-1)
+        query, value_image = image_proj if image_proj is not None else self.project_image(image)
+        logits = self._logits(query, text)  # (N, h, HW, L)
+        if bool(text_mask.all()):  # no padding: nothing to mask (a pass over HW x L saved)
+            to_tokens = logits.softmax(dim=-1)
+        else:
+            to_tokens = logits.masked_fill(~text_mask[:, None, None, :], float("-inf"))
+            to_tokens = to_tokens.softmax(dim=-1)
         value_text = self._heads(self.value_text(self.norm_text(text)))
         image_update = self.out_image(self._merge(to_tokens @ value_text))
         # the text side reads the same logits, normalised over image positions
-        to_image = logits.transpose(-1, -2).softmax(dim=-1)  # (N, h, L, HW)
-        value_image = self._heads(self.value_image(self.norm_image(image)))
-        text_update = self.out_text(self._merge(to_image @ value_image))
+        to_image = logits.softmax(dim=-2)  # (N, h, HW, L), read transposed
+        text_update = self.out_text(self._merge(to_image.transpose(-1, -2) @ value_image))
         image = image + self.gamma_image * image_update
         text = text + self.gamma_text * text_update
         if self.ffn is not None:
@@ -176,12 +196,17 @@ class FeatureTextFusion(nn.Module):
         features: dict[str, torch.Tensor],
         text: torch.Tensor,
         text_mask: torch.Tensor,
+        cache: dict | None = None,
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """
         Args:
             features: FPN maps by name, each (N, C, H, W).
             text: (N, L, D) tokens (or (1, L, D), shared by the batch).
             text_mask: (N, L) or (1, L) bool, True for real tokens.
+            cache: a dict kept by the caller across calls on the SAME ``features`` (the prompt
+                chunks of one image batch): the flattened positions and the first layer's
+                image projections are computed on the first call and reused (exact; they do
+                not depend on the text). Inference only.
 
         Returns:
             fused features (same keys and shapes) and (N, L, D) fused tokens.
@@ -195,9 +220,17 @@ class FeatureTextFusion(nn.Module):
         if missing:
             raise KeyError(f"FeatureTextFusion: levels {missing} not in {sorted(features)}")
         shapes = [features[f].shape for f in self.in_features]
-        image = torch.cat([features[f].flatten(2).transpose(1, 2) for f in self.in_features], 1)
-        for layer in self.layers:
-            image, text = layer(image, text, text_mask)
+        if cache is not None and cache.get("features") is features:
+            image, first = cache["image"], cache["first"]
+        else:
+            image = torch.cat([features[f].flatten(2).transpose(1, 2) for f in self.in_features], 1)
+            first = self.layers[0].project_image(image)
+            if cache is not None:
+                if torch.is_grad_enabled():
+                    raise RuntimeError("FeatureTextFusion: the cache is for inference (no_grad)")
+                cache.update(features=features, image=image, first=first)
+        for i, layer in enumerate(self.layers):
+            image, text = layer(image, text, text_mask, first if i == 0 else None)
         out = dict(features)
         sizes = [s[2] * s[3] for s in shapes]
         for name, shape, part in zip(self.in_features, shapes, image.split(sizes, dim=1)):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from detectron2.layers import batched_nms
 from detectron2.modeling.meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN
+from detectron2.modeling.proposal_generator.rpn import StandardRPNHead
 from detectron2.structures import ImageList, Instances
 from torch import nn
 
@@ -283,6 +285,7 @@ class GroundingRCNN(GeneralizedRCNN):
         features: dict[str, torch.Tensor],
         prompt: TokenizedPrompt,
         classes: list[int] | None = None,
+        cache: dict | None = None,
     ) -> tuple[dict[str, torch.Tensor], TextContext]:
         """Fuse ``prompt`` into the FPN features.
 
@@ -290,13 +293,15 @@ class GroundingRCNN(GeneralizedRCNN):
             features: backbone (FPN) features, each (N, C, H, W).
             prompt: an encoded prompt.
             classes: training only: the training class of each phrase.
+            cache: inference over several prompts of the same ``features``: a dict kept
+                across the calls (see :class:`FeatureTextFusion`).
 
         Returns:
             fused features and the :class:`TextContext` for the ROI heads.
         """
         tokens = self.text_input(prompt.features.to(self.device))[None]
         mask = prompt.mask.to(self.device)
-        fused, tokens = self.fusion(features, tokens, mask[None])
+        fused, tokens = self.fusion(features, tokens, mask[None], cache=cache)
         phrase_map = positive_map(prompt.spans, prompt.num_tokens).to(self.device)
         rows = None
         if classes is not None:
@@ -435,12 +440,14 @@ class GroundingRCNN(GeneralizedRCNN):
         predictor = self.roi_heads.box_predictor
         per_chunk: list[list[Instances]] = []
         offset = 0
-        for prompt in self.vocabulary_prompts():
-            results = self._detect(images, features, prompt)
-            for r in results:
-                r.pred_classes = r.pred_classes + offset
-            per_chunk.append(results)
-            offset += len(prompt.phrases)
+        cache: dict = {}
+        with self._reuse_unfused_rpn_levels():
+            for prompt in self.vocabulary_prompts():
+                results = self._detect(images, features, prompt, cache)
+                for r in results:
+                    r.pred_classes = r.pred_classes + offset
+                per_chunk.append(results)
+                offset += len(prompt.phrases)
         results = [
             merge_detections(
                 [chunk[i] for chunk in per_chunk],
@@ -453,11 +460,44 @@ class GroundingRCNN(GeneralizedRCNN):
             return GeneralizedRCNN._postprocess(results, batched_inputs, images.image_sizes)
         return results
 
-    def _detect(self, images, features, prompt: TokenizedPrompt) -> list[Instances]:
-        fused, text = self.fuse(features, prompt)
+    def _detect(
+        self, images, features, prompt: TokenizedPrompt, cache: dict | None = None
+    ) -> list[Instances]:
+        fused, text = self.fuse(features, prompt, cache=cache)
         proposals, _ = self.proposal_generator(images, fused, None)
         results, _ = self.roi_heads(images, fused, proposals, None, text=text)
         return results
+
+    @contextlib.contextmanager
+    def _reuse_unfused_rpn_levels(self) -> Iterator[None]:
+        """Inside the block, the RPN head computes each FPN level that reaches it unfused (the
+        same tensor object as in an earlier call) once: levels outside ``fusion_in_features``
+        (all of them with K = 0) give every prompt chunk the same objectness and deltas.
+
+        Only for detectron2's ``StandardRPNHead``, whose levels are independent (one shared
+        conv applied per level), so computing a subset of levels is exact; other heads run as
+        usual."""
+        head = self.proposal_generator.rpn_head
+        if type(head) is not StandardRPNHead:
+            yield
+            return
+        compute = head.forward
+        done: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
+
+        def forward(features: list[torch.Tensor]):
+            found = [next((d for d in done if d[0] is f), None) for f in features]
+            todo = [f for f, d in zip(features, found) if d is None]
+            objectness, deltas = compute(todo) if todo else ([], [])
+            fresh = iter(zip(todo, objectness, deltas))
+            out = [d if d is not None else next(fresh) for d in found]
+            done.extend(d for d, old in zip(out, found) if old is None)
+            return [d[1] for d in out], [d[2] for d in out]
+
+        head.forward = forward
+        try:
+            yield
+        finally:
+            del head.forward
 
     def ground(
         self,
