@@ -5,8 +5,9 @@ through ``ovdet bench ov-shapes --export-demo DIR --export-method METHOD``)::
 
     detector.safetensors    state_dict of the trained detector, floats stored fp16
     detector.yaml           its model LazyConfig, loadable on its own (vocabulary fields left
-                            empty, LazyCalls such as the ensemble's base names resolved,
-                            training-only distillers removed)
+                            empty, LazyCalls such as the ensemble's base names or a grounding
+                            detector's training classes resolved, training-only distillers
+                            removed)
     teacher_text.safetensors  the CLIP teacher's text tower, floats fp16; the token embedding
                             is stored as the rows of the tokens in the teacher's training text
                             (``token_embedding.rows`` + ``token_embedding.ids``)
@@ -14,8 +15,16 @@ through ``ovdet bench ov-shapes --export-demo DIR --export-method METHOD``)::
     manifest.json           name, method, description, sha256 and size of each file, the
                             command that made them, the class split, generator parameters,
                             prompt templates and the metrics of the export run (the model as
-                            shipped, fp16, re-evaluated)
+                            shipped, fp16, re-evaluated); for a grounding detector also
+                            ``token_encoder``: how its token encoder reads a class name
+                            (``template``, ``max_tokens``)
     README.md               the same, for people
+
+Two kinds of detector load from it: an ``OVRCNN`` (ViLD-text, the ensembles, ...), whose
+classifier embeddings are encoded by the text tower (``OpenCLIPTextEncoder``) at load time, and
+a ``GroundingRCNN`` (``ovdet.methods.grounding``; its ``detector.yaml`` has a
+``token_encoder``), whose prompts the same tower reads token by token
+(``OpenCLIPTokenEncoder``).
 
 Why fp16 and token rows: the ViLD-text detector (2.4 M parameters) and the text tower (0.6 M,
 plus a 49408 x 128 token table) would be ~37 MB in fp32. Token rows outside the teacher's
@@ -148,9 +157,11 @@ class Bundle:
     """A loaded bundle.
 
     Attributes:
-        model: ``OVRCNN`` in eval mode; its vocabulary is every class (base + novel), and
-            ``set_vocabulary(names)`` encodes new names with ``text_encoder``.
-        text_encoder: ``OpenCLIPTextEncoder`` over the teacher's text tower.
+        model: ``OVRCNN`` or ``GroundingRCNN`` in eval mode; its vocabulary is every class
+            (base + novel), and ``set_vocabulary(names)`` encodes new names with
+            ``text_encoder``.
+        text_encoder: over the teacher's text tower: an ``OpenCLIPTextEncoder`` (``OVRCNN``)
+            or the detector's ``OpenCLIPTokenEncoder`` (``GroundingRCNN``).
         manifest: ``manifest.json``.
         folder: where the bundle was read from.
     """
@@ -181,8 +192,9 @@ class Bundle:
         return int(self.manifest["image_size"])
 
 
-def _load_text_encoder(folder: Path, device: str):
-    from ovdet.text import OpenCLIPTextEncoder
+def _load_text_tower(folder: Path):
+    """The teacher's text tower (fp32, eval mode, no image tower), its tokenizer and the ids
+    of the token rows the bundle keeps (the others are zeros)."""
     from ovdet.text.clip_models import create_clip_from_config, create_clip_tokenizer
 
     cfg = json.loads((folder / "teacher_text.json").read_text(encoding="utf-8"))
@@ -203,11 +215,63 @@ def _load_text_encoder(folder: Path, device: str):
     # only the text tower is used: drop the (random) image tower
     model.visual = None
     model.eval()
+    return model, create_clip_tokenizer(cfg), ids
+
+
+def _load_text_encoder(folder: Path, device: str):
+    from ovdet.text import OpenCLIPTextEncoder
+
+    model, tokenizer, _ = _load_text_tower(folder)
     return OpenCLIPTextEncoder(
         model_name=f"ovdet-bundle-teacher:{folder.name}",
         model=model,
-        tokenizer=create_clip_tokenizer(cfg),
+        tokenizer=tokenizer,
         device=device,
+    )
+
+
+def _check_kept_tokens(folder: Path, tokenizer, kept: torch.Tensor, texts: list[str]) -> None:
+    """Refuse texts that need token rows the bundle does not keep (they would read zeros)."""
+    kept_ids = set(kept.tolist())
+    tokens = tokenizer(texts)
+    ends = tokens.argmax(dim=-1)  # the end-of-text token: the largest id
+    decoder = getattr(tokenizer, "decoder", {})
+    lacking: dict[str, list[str]] = {}
+    for text, row, end in zip(texts, tokens.tolist(), ends.tolist()):
+        lost = [decoder.get(t, str(t)) for t in row[: end + 1] if t not in kept_ids]
+        if lost:
+            lacking[text] = lost
+    if lacking:
+        shown = "; ".join(f"{text!r}: {lost}" for text, lost in list(lacking.items())[:5])
+        more = f" (and {len(lacking) - 5} more texts)" if len(lacking) > 5 else ""
+        raise InputError(
+            f"model bundle {folder}: the prompts of its classes need tokens that "
+            f"teacher_text.safetensors does not keep (it keeps the tokens of the teacher's "
+            f"training text only): {shown}{more}; export the bundle again from a run whose "
+            "teacher was trained on these class names"
+        )
+
+
+def _load_token_encoder(folder: Path, manifest: dict[str, Any], device: str):
+    """The grounding detector's token encoder over the teacher's text tower, as the detector
+    was trained with it (the manifest's ``token_encoder``: template and token budget)."""
+    from ovdet.text import OpenCLIPTokenEncoder
+
+    settings = manifest.get("token_encoder")
+    if not isinstance(settings, dict) or not isinstance(settings.get("template"), str):
+        raise InputError(
+            f"model bundle {folder}: detector.yaml is a grounding detector (it has a "
+            f"token_encoder) but manifest.json has no token_encoder.template; {_HOW}"
+        )
+    template = settings["template"]
+    model, tokenizer, kept = _load_text_tower(folder)
+    _check_kept_tokens(folder, tokenizer, kept, [template.format(n) for n in manifest["classes"]])
+    return OpenCLIPTokenEncoder(
+        model,
+        tokenizer,
+        device=device,
+        max_tokens=int(settings.get("max_tokens", 256)),
+        template=template,
     )
 
 
@@ -221,6 +285,10 @@ def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", verify: bool 
 
     Returns:
         :class:`Bundle` with the detector in eval mode, vocabulary = every class.
+
+    Raises:
+        FileNotFoundError / InputError: a missing, changed or inconsistent file (named), e.g.
+            a grounding bundle whose class prompts need tokens its text tower does not keep.
     """
     from detectron2.config import LazyConfig, instantiate
 
@@ -229,15 +297,19 @@ def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", verify: bool 
 
     folder = Path(folder)
     manifest = verify_bundle(folder) if verify else read_manifest(folder)
-    encoder = _load_text_encoder(folder, device)
-    templates = list(manifest["templates"])
     cfg = LazyConfig.load(str(folder / "detector.yaml"))
-    classifier = cfg.model.roi_heads.box_predictor.classifier
-    classifier.train_embeddings = build_class_embeddings(encoder, manifest["base"], templates)
-    classifier.test_embeddings = build_class_embeddings(encoder, manifest["classes"], templates)
+    if "token_encoder" in cfg.model:  # GroundingRCNN: prompts read token by token
+        encoder = _load_token_encoder(folder, manifest, device)
+        cfg.model.token_encoder = encoder
+    else:  # OVRCNN: a classifier of class embeddings
+        encoder = _load_text_encoder(folder, device)
+        templates = list(manifest["templates"])
+        classifier = cfg.model.roi_heads.box_predictor.classifier
+        classifier.train_embeddings = build_class_embeddings(encoder, manifest["base"], templates)
+        classifier.test_embeddings = build_class_embeddings(encoder, manifest["classes"], templates)
+        cfg.model.templates = templates
+        cfg.model.text_encoder = encoder
     cfg.model.vocabulary = list(manifest["classes"])
-    cfg.model.templates = templates
-    cfg.model.text_encoder = encoder
     model = instantiate(cfg.model)
     # through ovdet's loader: the file must fit the model (fp16 values load into fp32 weights)
     load_weights(model, folder / "detector.safetensors", field=f"model bundle {folder}")

@@ -1,7 +1,8 @@
 """Writing model bundles (:mod:`ovdet.model_zoo.bundle`) from trained OV-Shapes runs.
 
 :func:`export_bundle` writes the bundle of one trained detector of any method (ViLD-text,
-the ensembles, ...) given its loaded config; ``ovdet bench ov-shapes --export-demo DIR
+the ensembles, ..., and the Grounding R-CNN methods, whose prompts the teacher's text tower
+reads token by token) given its loaded config; ``ovdet bench ov-shapes --export-demo DIR
 --export-method METHOD`` calls it right after training that method. :func:`export_run_bundle`
 does the same from a finished benchmark run folder (the config rebuilt from the method's
 config file and the run's files, and checked against the ``config.json`` the run trained
@@ -79,25 +80,81 @@ def _is_lazy_call(node: Any) -> bool:
     return isinstance(node, DictConfig) and "_target_" in node
 
 
+def _is_grounding(cfg) -> bool:
+    """Whether ``cfg.model`` is a Grounding R-CNN (a token encoder reads its prompts)."""
+    return "token_encoder" in cfg.model
+
+
+def _qualified_name(target: Any) -> str:
+    if isinstance(target, str):
+        return target
+    return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', target)}"
+
+
+def _token_encoder_settings(cfg, teacher_checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """How a grounding detector's token encoder reads class names (the bundle rebuilds it
+    over the shipped text tower): ``template`` and ``max_tokens`` of its
+    ``L(teacher_token_encoder)`` (the tower must be the teacher being exported)."""
+    import inspect
+
+    from ovdet.methods.grounding.config import teacher_token_encoder
+
+    node = cfg.model.token_encoder
+    expected = _qualified_name(teacher_token_encoder)
+    if not _is_lazy_call(node) or _qualified_name(node._target_) != expected:
+        got = _qualified_name(node._target_) if _is_lazy_call(node) else type(node).__name__
+        raise InputError(
+            f"model.token_encoder is {got}: a grounding bundle ships the OV-Shapes teacher's "
+            f"text tower, so the detector must read its prompts with L({expected})(...)"
+        )
+    checkpoint = node.get("checkpoint")  # resolved within cfg (${ov_shapes.teacher})
+    if checkpoint is None or Path(str(checkpoint)).resolve() != Path(teacher_checkpoint).resolve():
+        raise InputError(
+            f"model.token_encoder reads the teacher {checkpoint}, but the bundle would ship the "
+            f"text tower of {teacher_checkpoint}; export with the teacher the detector was "
+            "trained with (set ov_shapes.teacher)"
+        )
+    defaults = inspect.signature(teacher_token_encoder).parameters
+    return {
+        "template": str(node.get("template", defaults["template"].default)),
+        "max_tokens": int(node.get("max_tokens", defaults["max_tokens"].default)),
+    }
+
+
+def _resolved(node: Any) -> Any:
+    """A data-reading LazyCall of the run's config, called (within cfg: its ``${...}``
+    resolve); anything else as it is."""
+    from detectron2.config import instantiate
+
+    return instantiate(node) if _is_lazy_call(node) else node
+
+
 def _model_config(cfg) -> Any:
     """The model config of a bundle: standalone (no interpolation or data-reading LazyCall
     left), vocabulary fields empty (filled from the text tower at load time), without the
-    training-only distillers."""
-    from detectron2.config import instantiate
+    training-only distillers.
+
+    A grounding detector keeps its training class names (``train_vocabulary``, resolved: they
+    set the number of training classes); its ``token_encoder`` is left empty."""
     from omegaconf import OmegaConf
 
     predictor = cfg.model.roi_heads.box_predictor
-    base_names = predictor.get("base_names")
-    if _is_lazy_call(base_names):  # e.g. L(ov_shapes_class_names)(root="${ov_shapes.root}")
-        base_names = [str(n) for n in instantiate(base_names)]  # resolved within cfg
     model = copy.deepcopy(cfg.model)
-    if base_names is not None:
-        model.roi_heads.box_predictor.base_names = list(base_names)
-    classifier = model.roi_heads.box_predictor.classifier
-    classifier.train_embeddings = None
-    classifier.test_embeddings = None
+    if _is_grounding(cfg):
+        model.train_vocabulary = [str(n) for n in _resolved(cfg.model.train_vocabulary)]
+        # L(count_names)(names=<the training classes>): their number
+        model.roi_heads.box_predictor.num_classes = int(_resolved(predictor.num_classes))
+        model.token_encoder = None
+    else:
+        # e.g. L(ov_shapes_class_names)(root="${ov_shapes.root}")
+        base_names = _resolved(predictor.get("base_names"))
+        if base_names is not None:
+            model.roi_heads.box_predictor.base_names = [str(n) for n in base_names]
+        classifier = model.roi_heads.box_predictor.classifier
+        classifier.train_embeddings = None
+        classifier.test_embeddings = None
+        model.text_encoder = None
     model.vocabulary = None
-    model.text_encoder = None
     for key in _TRAINING_ONLY:
         if key in model:
             model[key] = []
@@ -198,6 +255,7 @@ def export_bundle(
         )
 
     model = _model_config(cfg)
+    token_encoder = _token_encoder_settings(cfg, teacher_checkpoint) if _is_grounding(cfg) else None
     atomic_write(
         out / "detector.safetensors",
         lambda tmp: save_file(_detector_state(detector_checkpoint), tmp),
@@ -223,6 +281,7 @@ def export_bundle(
         "generator": split.get("params"),
         "templates": templates,
         "teacher_config": clip.config_name,
+        **({"token_encoder": token_encoder} if token_encoder else {}),
         "files": {},
         "metrics": {"training_run": run},
     }

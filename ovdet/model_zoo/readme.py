@@ -67,6 +67,20 @@ def bundle_readme(manifest: dict[str, Any], *, notes: str | None = None) -> str:
         manifest["command"] or f"ovdet bench ov-shapes --export-demo DIR --export-method {method}"
     )
     novel = manifest["novel"]
+    token_encoder = manifest.get("token_encoder")
+    written = (
+        "ensemble settings such as the base class names and the\n  image-head temperature "
+        "written in"
+    )
+    prompts = ""
+    if token_encoder:  # a grounding detector: its token encoder is rebuilt on load
+        written = "the training class names\n  written in, the token encoder rebuilt on load"
+        prompts = (
+            f"\n- Prompts: the text tower reads each class name as `{token_encoder['template']}`, "
+            f"token by token\n  (at most {token_encoder['max_tokens']} tokens per prompt; a "
+            "larger vocabulary is split into prompts);\n  loading checks that the prompts of "
+            "the classes use only tokens the table keeps."
+        )
     return f"""# {name}: {title} on OV-Shapes
 
 {manifest["description"]}.
@@ -99,11 +113,10 @@ and schedule); their checksums are recorded in `manifest.json` and checked on ev
 
 - `detector.safetensors`: detector state_dict, floats in fp16 (restored to fp32 on load);
   `detector.yaml` its model LazyConfig, loadable on its own (vocabulary fields empty,
-  training-only distillers removed, ensemble settings such as the base class names and the
-  image-head temperature written in).
+  training-only distillers removed, {written}).
 - `teacher_text.safetensors` / `teacher_text.json`: the teacher's text tower (open_clip
   `{manifest["teacher_config"]}`), fp16; the token table holds only the tokens of the
-  teacher's training text (other tokens never received a gradient and load as zeros).
+  teacher's training text (other tokens never received a gradient and load as zeros).{prompts}
 - Classes: {len(manifest["classes"])} ({len(manifest["base"])} base, {len(novel)} novel:
   {", ".join(novel)}); images {manifest["image_size"]} px.
 

@@ -126,7 +126,8 @@ class LoadedModel:
     """A loaded named model.
 
     Attributes:
-        model: the detector (``OVRCNN``) in eval mode, its vocabulary the spec's classes.
+        model: the detector (``OVRCNN``, ``GroundingRCNN``) in eval mode, its vocabulary the
+            spec's classes.
         spec: what was loaded.
         text_encoder: the encoder of class names (None: only embeddings can change the
             vocabulary).
