@@ -217,7 +217,9 @@ class OVPredictor:
                 vocabulary.
             ValueError: an empty vocabulary, an empty or duplicated name, embeddings of the
                 wrong shape or width, names that do not match the rows.
-            InputError: names for a model without a text encoder (pass embeddings instead).
+            InputError: names for a model without a text encoder (pass embeddings instead), or
+                names its text encoder refuses (e.g. words a model bundle's text tower does
+                not know); the previous vocabulary stays.
         """
         if isinstance(vocabulary, np.ndarray) and vocabulary.dtype.kind == "f":
             vocabulary = torch.from_numpy(np.ascontiguousarray(vocabulary))
@@ -244,7 +246,17 @@ class OVPredictor:
                 "--embeddings v.npy --names-file v.names.txt on the command line, or "
                 "predictor.set_vocabulary(embeddings, names)"
             )
+        previous = self.vocabulary
         self.model.set_vocabulary(vocabulary)
+        prompts = getattr(self.model, "vocabulary_prompts", None)
+        if callable(prompts):
+            # a grounding model encodes its vocabulary lazily: encode it now, so that names its
+            # encoder refuses leave the previous vocabulary in place
+            try:
+                prompts()
+            except Exception:
+                self.model.set_vocabulary(previous)
+                raise
 
     def _prepare(self, image: ImageLike) -> dict[str, Any]:
         rgb = load_image(image)

@@ -29,7 +29,10 @@ a ``GroundingRCNN`` (``ovdet.methods.grounding``; its ``detector.yaml`` has a
 Why fp16 and token rows: the ViLD-text detector (2.4 M parameters) and the text tower (0.6 M,
 plus a 49408 x 128 token table) would be ~37 MB in fp32. Token rows outside the teacher's
 training text never received a gradient, so they carry no meaning; they load as zeros.
-Everything is restored to fp32 on load.
+Everything is restored to fp32 on load. So that no text is silently read from zero rows, the
+bundle's encoder knows the ids it keeps (``known_tokens``, ``ovdet.text.known_tokens``) and
+refuses class names (``set_vocabulary``, ``predict(vocabulary=...)``) or captions that need
+any other token, naming the words.
 """
 
 from __future__ import annotations
@@ -161,7 +164,8 @@ class Bundle:
             (base + novel), and ``set_vocabulary(names)`` encodes new names with
             ``text_encoder``.
         text_encoder: over the teacher's text tower: an ``OpenCLIPTextEncoder`` (``OVRCNN``)
-            or the detector's ``OpenCLIPTokenEncoder`` (``GroundingRCNN``).
+            or the detector's ``OpenCLIPTokenEncoder`` (``GroundingRCNN``); its
+            ``known_tokens`` are the kept token ids, and it refuses texts needing others.
         manifest: ``manifest.json``.
         folder: where the bundle was read from.
     """
@@ -218,38 +222,52 @@ def _load_text_tower(folder: Path):
     return model, create_clip_tokenizer(cfg), ids
 
 
-def _load_text_encoder(folder: Path, device: str):
-    from ovdet.text import OpenCLIPTextEncoder
+def _known_tokens(folder: Path, manifest: dict[str, Any], kept: torch.Tensor):
+    """What the bundle's encoder can read: the kept token ids, and what to say otherwise."""
+    from ovdet.text.known_tokens import KnownTokens
 
-    model, tokenizer, _ = _load_text_tower(folder)
+    classes = list(manifest["classes"])
+    shown = ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+    return KnownTokens(
+        kept,
+        source=f"model bundle {manifest.get('name') or folder.name}",
+        advice=(
+            "this bundle's text tower only knows the words of its training texts, such as its "
+            f"classes ({shown}; `ovdet models --json` lists them): use those words, or a "
+            "model whose card names a full text encoder (docs/models.md)"
+        ),
+    )
+
+
+def _check_kept_tokens(folder: Path, tokenizer, known, texts: list[str]) -> None:
+    """Refuse a bundle whose own class prompts need token rows it does not keep."""
+    from ovdet.text.known_tokens import describe_missing, missing_tokens
+
+    shown = describe_missing(texts, missing_tokens(tokenizer, known.ids, texts))
+    if shown:
+        raise InputError(
+            f"model bundle {folder}: the prompts of its classes need tokens that "
+            f"teacher_text.safetensors does not keep (it keeps the tokens of the teacher's "
+            f"training text only): {shown}; export the bundle again from a run whose "
+            "teacher was trained on these class names"
+        )
+
+
+def _load_text_encoder(folder: Path, manifest: dict[str, Any], device: str):
+    from ovdet.text import OpenCLIPTextEncoder
+    from ovdet.text.templates import fill_template
+
+    model, tokenizer, kept = _load_text_tower(folder)
+    known = _known_tokens(folder, manifest, kept)
+    prompts = [fill_template(t, n) for n in manifest["classes"] for t in manifest["templates"]]
+    _check_kept_tokens(folder, tokenizer, known, prompts)
     return OpenCLIPTextEncoder(
         model_name=f"ovdet-bundle-teacher:{folder.name}",
         model=model,
         tokenizer=tokenizer,
         device=device,
+        known_tokens=known,
     )
-
-
-def _check_kept_tokens(folder: Path, tokenizer, kept: torch.Tensor, texts: list[str]) -> None:
-    """Refuse texts that need token rows the bundle does not keep (they would read zeros)."""
-    kept_ids = set(kept.tolist())
-    tokens = tokenizer(texts)
-    ends = tokens.argmax(dim=-1)  # the end-of-text token: the largest id
-    decoder = getattr(tokenizer, "decoder", {})
-    lacking: dict[str, list[str]] = {}
-    for text, row, end in zip(texts, tokens.tolist(), ends.tolist()):
-        lost = [decoder.get(t, str(t)) for t in row[: end + 1] if t not in kept_ids]
-        if lost:
-            lacking[text] = lost
-    if lacking:
-        shown = "; ".join(f"{text!r}: {lost}" for text, lost in list(lacking.items())[:5])
-        more = f" (and {len(lacking) - 5} more texts)" if len(lacking) > 5 else ""
-        raise InputError(
-            f"model bundle {folder}: the prompts of its classes need tokens that "
-            f"teacher_text.safetensors does not keep (it keeps the tokens of the teacher's "
-            f"training text only): {shown}{more}; export the bundle again from a run whose "
-            "teacher was trained on these class names"
-        )
 
 
 def _load_token_encoder(folder: Path, manifest: dict[str, Any], device: str):
@@ -265,13 +283,15 @@ def _load_token_encoder(folder: Path, manifest: dict[str, Any], device: str):
         )
     template = settings["template"]
     model, tokenizer, kept = _load_text_tower(folder)
-    _check_kept_tokens(folder, tokenizer, kept, [template.format(n) for n in manifest["classes"]])
+    known = _known_tokens(folder, manifest, kept)
+    _check_kept_tokens(folder, tokenizer, known, [template.format(n) for n in manifest["classes"]])
     return OpenCLIPTokenEncoder(
         model,
         tokenizer,
         device=device,
         max_tokens=int(settings.get("max_tokens", 256)),
         template=template,
+        known_tokens=known,
     )
 
 
@@ -288,7 +308,7 @@ def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", verify: bool 
 
     Raises:
         FileNotFoundError / InputError: a missing, changed or inconsistent file (named), e.g.
-            a grounding bundle whose class prompts need tokens its text tower does not keep.
+            a bundle whose class prompts need tokens its text tower does not keep.
     """
     from detectron2.config import LazyConfig, instantiate
 
@@ -302,7 +322,7 @@ def load_bundle(folder: str | os.PathLike, *, device: str = "cpu", verify: bool 
         encoder = _load_token_encoder(folder, manifest, device)
         cfg.model.token_encoder = encoder
     else:  # OVRCNN: a classifier of class embeddings
-        encoder = _load_text_encoder(folder, device)
+        encoder = _load_text_encoder(folder, manifest, device)
         templates = list(manifest["templates"])
         classifier = cfg.model.roi_heads.box_predictor.classifier
         classifier.train_embeddings = build_class_embeddings(encoder, manifest["base"], templates)

@@ -21,6 +21,7 @@ from ovdet.text.encoder import TextEncoder
 from ovdet.text.factory import build_text_encoder, parse_encoder_spec
 from ovdet.text.hf_encoder import HFTextEncoder
 from ovdet.text.hf_token_encoder import HFTokenEncoder
+from ovdet.text.known_tokens import KnownTokens, UnknownTokensError
 from ovdet.text.open_clip_encoder import OpenCLIPTextEncoder
 from ovdet.text.open_clip_token_encoder import OpenCLIPTokenEncoder
 from ovdet.text.templates import TEMPLATE_SET_NAMES, get_templates, validate_templates
@@ -38,12 +39,14 @@ __all__ = [
     "TEMPLATE_SET_NAMES",
     "HFTextEncoder",
     "HFTokenEncoder",
+    "KnownTokens",
     "OpenCLIPTextEncoder",
     "OpenCLIPTokenEncoder",
     "PromptTooLongError",
     "TextEncoder",
     "TokenEncoder",
     "TokenizedPrompt",
+    "UnknownTokensError",
     "VocabularyCache",
     "build_class_embeddings",
     "build_prompt",

@@ -59,16 +59,24 @@ def build_class_embeddings(
 
     Returns:
         Tensor (C, D) float32 on CPU, L2-normalised rows.
+
+    Raises:
+        InputError: names the encoder cannot read (e.g. words a model bundle's pruned text
+            tower lacks; ``TextEncoder.check_texts``), naming them.
     """
     synonym_lists = normalize_classes(classes)
     templates = validate_templates(templates)
     prompts: list[str] = []
     owner: list[int] = []
+    prompt_names: list[str] = []
     for c, synonyms in enumerate(synonym_lists):
         for name in synonyms:
             for template in templates:
                 prompts.append(fill_template(template, name))
                 owner.append(c)
+                prompt_names.append(name)
+    if isinstance(encoder, TextEncoder):
+        encoder.check_texts(prompts, prompt_names)  # an error names the classes, not prompts
     prompt_embeddings = encoder.encode(prompts, batch_size=batch_size)  # (P, D), normalised
     sums = torch.zeros(len(synonym_lists), prompt_embeddings.shape[1])
     sums.index_add_(0, torch.tensor(owner), prompt_embeddings)

@@ -88,6 +88,21 @@ class TextEncoder(abc.ABC):
             Tensor (len(texts), D) on any device, any floating dtype.
         """
 
+    def check_texts(self, texts: Sequence[str], names: Sequence[str] | None = None) -> None:
+        """Refuse texts this encoder cannot read faithfully (by default it reads any).
+
+        :meth:`encode` calls it first; an encoder over a pruned token table (a model bundle's,
+        see ``ovdet.text.known_tokens``) refuses texts that need a token it lacks.
+
+        Args:
+            texts: the strings to be encoded.
+            names: what to call each text in an error (default the text), e.g. its class name.
+
+        Raises:
+            InputError: naming the texts refused.
+        """
+        del texts, names  # every text is readable
+
     def encode(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
         """Embeds ``texts`` in batches of ``batch_size``.
 
@@ -97,6 +112,9 @@ class TextEncoder(abc.ABC):
 
         Returns:
             Tensor (N, D) float32 on CPU, each row L2-normalised.
+
+        Raises:
+            InputError: texts the encoder cannot read (:meth:`check_texts`).
         """
         if isinstance(texts, str):
             raise TypeError("encode() takes a list of strings, not a single string")
@@ -106,6 +124,7 @@ class TextEncoder(abc.ABC):
                 raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.check_texts(texts)
         if not texts:
             return torch.zeros(0, self.dim)
         module = self.module

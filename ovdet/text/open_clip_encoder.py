@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,7 @@ from ovdet.text.encoder import (
     module_device,
     state_dict_digest,
 )
+from ovdet.text.known_tokens import KnownTokens
 
 
 class OpenCLIPTextEncoder(TextEncoder):
@@ -49,6 +51,9 @@ class OpenCLIPTextEncoder(TextEncoder):
             ``open_clip.get_tokenizer(model_name)`` with the model's context length.
         device: where to encode. Default: a built model goes to ``cuda`` when available,
             else ``cpu``; a passed ``model`` stays on its current device.
+        known_tokens: the token ids the model has embedding rows for, when its token table
+            is pruned (a model bundle's text tower): texts needing others are refused
+            (:meth:`check_texts`). ``None`` (a full model): no check.
 
     ``identity`` names the weights: the tag; or the resolved path, size and mtime of the
     checkpoint (or of the local-dir folder's files); or, for an in-memory or randomly
@@ -65,6 +70,7 @@ class OpenCLIPTextEncoder(TextEncoder):
         model: nn.Module | None = None,
         tokenizer: Callable[[list[str]], torch.Tensor] | None = None,
         device: str | torch.device | None = None,
+        known_tokens: KnownTokens | None = None,
     ) -> None:
         import open_clip
 
@@ -105,6 +111,7 @@ class OpenCLIPTextEncoder(TextEncoder):
         self._tokenizer = tokenizer
         self._device = target
         self._dim: int | None = None
+        self._known_tokens = known_tokens
 
     @classmethod
     def from_config(
@@ -147,6 +154,15 @@ class OpenCLIPTextEncoder(TextEncoder):
     @property
     def device(self) -> torch.device:
         return self._device
+
+    @property
+    def known_tokens(self) -> KnownTokens | None:
+        """The token ids of a pruned token table (None: a full model)."""
+        return self._known_tokens
+
+    def check_texts(self, texts: Sequence[str], names: Sequence[str] | None = None) -> None:
+        if self._known_tokens is not None:
+            self._known_tokens.check(self._tokenizer, texts, names)
 
     @property
     def dim(self) -> int:

@@ -37,6 +37,7 @@ from ovdet.text.clip_models import (
     load_clip_config,
 )
 from ovdet.text.encoder import default_device, file_identity, module_device, state_dict_digest
+from ovdet.text.known_tokens import KnownTokens
 from ovdet.text.token_encoder import (
     PromptTooLongError,
     TokenEncoder,
@@ -66,6 +67,10 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         max_tokens: the most tokens of one prompt (all its phrases together).
         identity: names the weights; default a SHA-256 of the state dict (memoised).
         template: each phrase is read as ``template.format(phrase)`` (``"{}"``: bare).
+        known_tokens: the token ids the model has embedding rows for, when its token table
+            is pruned (a model bundle's text tower): phrases and captions needing others are
+            refused (:class:`~ovdet.text.known_tokens.UnknownTokensError`). ``None`` (a full
+            model): no check.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         max_tokens: int = 256,
         identity: str | None = None,
         template: str = "{}",
+        known_tokens: KnownTokens | None = None,
     ) -> None:
         if not isinstance(template, str) or template.count("{}") != 1:
             raise ValueError(
@@ -96,6 +102,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         self._max_tokens = int(max_tokens)
         self._identity = identity
         self._template = template
+        self._known_tokens = known_tokens
         self._prefix = self._num_words(template.split("{}")[0])
         self._extra = self._prefix + self._num_words(template.split("{}")[1])
         self._dim: int | None = None
@@ -142,13 +149,25 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         return self._max_tokens
 
     @property
+    def known_tokens(self) -> KnownTokens | None:
+        """The token ids of a pruned token table (None: a full model)."""
+        return self._known_tokens
+
+    def _check_phrases(self, phrases: list[str]) -> None:
+        """Refuse phrases whose templated text needs a token the pruned table lacks."""
+        if self._known_tokens is not None:
+            texts = [self._template.format(p) for p in phrases]
+            self._known_tokens.check(self._tokenizer, texts, phrases)
+
+    @property
     def context_length(self) -> int:
         return int(self._tokenizer(["x"]).shape[1])
 
     @property
     def dim(self) -> int:
         if self._dim is None:
-            self._dim = int(self.encode_prompt(["x"]).features.shape[1])
+            # only the width is read: no known-token check (a pruned table may lack "x")
+            self._dim = int(self._run(self._encode_sentences, ["x"], False).features.shape[1])
         return self._dim
 
     @property
@@ -192,7 +211,9 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         tokens = self._tokenizer([self._template.format(p) for p in phrases]).to(self._device)
         return self._states(tokens), tokens.argmax(dim=-1)  # EOT: the largest token id
 
-    def _encode_sentences(self, phrases: list[str]) -> TokenizedPrompt:
+    def _encode_sentences(self, phrases: list[str], check: bool = True) -> TokenizedPrompt:
+        if check:
+            self._check_phrases(phrases)
         states, eot = self._phrase_states(phrases)
         features = states[torch.arange(len(phrases), device=states.device), eot]
         mask = torch.ones(len(phrases), dtype=torch.bool)
@@ -249,6 +270,8 @@ class OpenCLIPTokenEncoder(TokenEncoder):
         return ids, offsets
 
     def _encode_caption(self, caption: str, char_spans: list) -> TokenizedPrompt:
+        if self._known_tokens is not None:
+            self._known_tokens.check(self._tokenizer, [caption])
         ids, offsets = self.caption_offsets(caption)
         context = self.context_length
         ids, offsets = ids[: context - 2], offsets[: context - 2]
@@ -272,6 +295,7 @@ class OpenCLIPTokenEncoder(TokenEncoder):
     def _encode_phrases(self, phrases: list[str]) -> TokenizedPrompt:
         for phrase in phrases:
             self.phrase_cost(phrase)  # refuses a phrase the tower would truncate
+        self._check_phrases(phrases)
         states, eot = self._phrase_states(phrases)
         rows, spans, start = [], [], 0
         for i, phrase in enumerate(phrases):

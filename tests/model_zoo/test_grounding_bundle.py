@@ -194,6 +194,10 @@ def test_grounding_bundle_by_name_and_path(grounding_export, monkeypatch, tmp_pa
     assert len(predictor.predict(image)["scores"]) > 0
     out = predictor.predict(image, vocabulary=["green square"])
     assert set(out["class_names"]) <= {"green square"}
+    # a word the pruned text tower does not know is refused, the vocabulary stays
+    with pytest.raises(InputError, match=rf"model bundle {NAME} cannot encode 'giraffe'"):
+        predictor.predict(image, vocabulary=["green square", "giraffe"])
+    assert predictor.vocabulary == ["green square"]
 
     listed = io.StringIO()
     with contextlib.redirect_stdout(listed):
