@@ -165,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--root", default=".", help="repository root (for the model config)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--grounding", action="store_true", help="add Grounding R-CNN and DINO")
+    p.add_argument(
+        "--profile-chunks",
+        action="store_true",
+        help="with --grounding: per vocabulary size, the backbone's and each chunk's time",
+    )
     p.add_argument("--dino-prompts", default="1,31", help="Grounding DINO prompts per image")
     p.add_argument("--dino-text-len", type=int, default=None, help="tokens per DINO prompt")
     p.add_argument("--dino-iters", type=int, default=1, help="timed passes of each DINO row")

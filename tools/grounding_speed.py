@@ -116,6 +116,52 @@ def time_dino(prompts: int, text_len: int, height: int, width: int, iters: int, 
     return times[len(times) // 2]
 
 
+@torch.no_grad()
+def chunk_profile(model, height: int, width: int) -> dict:
+    """Where one image's time goes with the model's current vocabulary: the backbone once,
+    then per prompt chunk the fusion, the RPN and the ROI heads (milliseconds, one pass, the
+    same reuse as ``GroundingRCNN.inference``)."""
+    import dataclasses
+
+    gen = torch.Generator().manual_seed(0)
+    image = torch.randint(0, 256, (3, height, width), generator=gen).float().to(model.device)
+    images = model.preprocess_image([{"image": image, "height": height, "width": width}])
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+
+    def timed(fn):
+        sync()
+        start = time.perf_counter()
+        out = fn()
+        sync()
+        return out, round((time.perf_counter() - start) * 1000.0, 1)
+
+    features, backbone_ms = timed(lambda: model.backbone(images.tensor))
+    cache: dict = {}
+    chunks = []
+    with model._reuse_unfused_rpn_levels():
+        for prompt in model.vocabulary_prompts():
+            (fused, text), fusion_ms = timed(lambda p=prompt: model.fuse(features, p, cache=cache))
+            (proposals, _), rpn_ms = timed(
+                lambda f=fused: model.proposal_generator(images, f, None)
+            )
+            text = dataclasses.replace(text, counts=[len(p) for p in proposals])
+            _, roi_ms = timed(
+                lambda f=fused, p=proposals, t=text: model.roi_heads(images, f, p, None, text=t)
+            )
+            chunks.append(
+                {
+                    "tokens": int(prompt.num_tokens),
+                    "fusion_ms": fusion_ms,
+                    "rpn_ms": rpn_ms,
+                    "roi_heads_ms": roi_ms,
+                }
+            )
+    total = {
+        k: round(sum(c[k] for c in chunks), 1) for k in ("fusion_ms", "rpn_ms", "roi_heads_ms")
+    }
+    return {"backbone_ms": backbone_ms, "chunks": chunks, "chunks_total": total}
+
+
 def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time_model):
     """Rows for Grounding R-CNN (every batch and vocabulary size) and Grounding DINO (batch 1),
     and the summary ratios."""
@@ -141,6 +187,11 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
             )
             if not args.json:
                 print(rows[-1], flush=True)
+    profile = {}
+    if args.profile_chunks:
+        for size in vocab_sizes:
+            model.set_vocabulary(vocabulary(size))
+            profile[str(size)] = chunk_profile(model, args.height, args.width)
     glip_chunk = split_into_prompts(vocabulary(1203), encoder, max_phrases=40)[0]
     text_len = args.dino_text_len or int(encoder.encode_prompt(glip_chunk).num_tokens)
     for prompts in [int(p) for p in args.dino_prompts.split(",") if p]:
@@ -185,6 +236,7 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
             "dino_text_tokens_note": "tokens of the first 40-name LVIS prompt (GLIP's chunk)",
         },
         "grounding_ratios": ratios,
+        **({"grounding_chunk_profile": profile} if profile else {}),
         "grounding_targets": "grounding 80 <= 1.5x OVRCNN 80; grounding 1203 <= 4x own 80; "
         "Grounding DINO 31 prompts >= 5x slower than grounding 1203",
     }
