@@ -30,11 +30,6 @@ NAMES = ["red circle", "blue star", "green hexagon"]
 GIRAFFE = rf"model bundle {NAME} cannot encode 'giraffe': \['giraffe</w>'\]"
 
 
-@pytest.fixture(autouse=True)
-def _no_user_models(monkeypatch):
-    monkeypatch.delenv("OVDET_MODELS", raising=False)
-
-
 @pytest.fixture(scope="module")
 def image(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes")

@@ -15,11 +15,6 @@ from ovdet.model_zoo import DEFAULT_MODEL, get_model, shipped_models_dir
 from ovdet.predictor import OVPredictor
 
 
-@pytest.fixture(autouse=True)
-def _no_user_models(monkeypatch):
-    monkeypatch.delenv("OVDET_MODELS", raising=False)
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> tuple[Path, dict]:
     """Two new OV-Shapes images (a seed no shipped model saw) and their ground truth."""

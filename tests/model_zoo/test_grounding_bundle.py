@@ -24,11 +24,6 @@ NAME = "ov-shapes-tiny-grounding"
 METRIC_KEYS = {"AP50_base", "AP50_novel", "AP50", "AP"}
 
 
-@pytest.fixture(autouse=True)
-def _no_user_models(monkeypatch):
-    monkeypatch.delenv("OVDET_MODELS", raising=False)
-
-
 @pytest.fixture(scope="module")
 def grounding_export(tmp_path_factory):
     """A random tiny CLIP teacher, a tiny OV-Shapes root, grounding_eot trained 2 iterations

@@ -26,11 +26,6 @@ from ovdet.utils.errors import InputError
 ASSET_BUDGET = 25e6  # bytes: every shipped asset together (issue 15)
 
 
-@pytest.fixture(autouse=True)
-def _no_user_models(monkeypatch):
-    monkeypatch.delenv("OVDET_MODELS", raising=False)
-
-
 def test_shipped_bundles_listed_first_default_first():
     specs = list_models()
     names = [s.name for s in specs]
