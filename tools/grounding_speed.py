@@ -138,7 +138,7 @@ def chunk_profile(model, height: int, width: int) -> dict:
     features, backbone_ms = timed(lambda: model.backbone(images.tensor))
     cache: dict = {}
     chunks = []
-    with model._reuse_unfused_rpn_levels():
+    with model._reuse_unfused_rpn_levels(features):
         for prompt in model.vocabulary_prompts():
             (fused, text), fusion_ms = timed(lambda p=prompt: model.fuse(features, p, cache=cache))
             (proposals, _), rpn_ms = timed(

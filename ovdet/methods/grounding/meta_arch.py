@@ -441,7 +441,7 @@ class GroundingRCNN(GeneralizedRCNN):
         per_chunk: list[list[Instances]] = []
         offset = 0
         cache: dict = {}
-        with self._reuse_unfused_rpn_levels():
+        with self._reuse_unfused_rpn_levels(features):
             for prompt in self.vocabulary_prompts():
                 results = self._detect(images, features, prompt, cache)
                 for r in results:
@@ -469,10 +469,12 @@ class GroundingRCNN(GeneralizedRCNN):
         return results
 
     @contextlib.contextmanager
-    def _reuse_unfused_rpn_levels(self) -> Iterator[None]:
-        """Inside the block, the RPN head computes each FPN level that reaches it unfused (the
-        same tensor object as in an earlier call) once: levels outside ``fusion_in_features``
-        (all of them with K = 0) give every prompt chunk the same objectness and deltas.
+    def _reuse_unfused_rpn_levels(self, features: dict[str, torch.Tensor]) -> Iterator[None]:
+        """Inside the block, the RPN head computes each level of the backbone's ``features``
+        that reaches it unfused (the same tensor object) once: levels outside
+        ``fusion_in_features`` (all of them with K = 0) give every prompt chunk the same
+        objectness and deltas. Only those levels are remembered (fused maps are not kept alive
+        across chunks).
 
         Only for detectron2's ``StandardRPNHead``, whose levels are independent (one shared
         conv applied per level), so computing a subset of levels is exact; other heads run as
@@ -482,15 +484,18 @@ class GroundingRCNN(GeneralizedRCNN):
             yield
             return
         compute = head.forward
+        shared = list(features.values())
         done: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
-        def forward(features: list[torch.Tensor]):
-            found = [next((d for d in done if d[0] is f), None) for f in features]
-            todo = [f for f, d in zip(features, found) if d is None]
+        def forward(levels: list[torch.Tensor]):
+            found = [next((d for d in done if d[0] is f), None) for f in levels]
+            todo = [f for f, d in zip(levels, found) if d is None]
             objectness, deltas = compute(todo) if todo else ([], [])
             fresh = iter(zip(todo, objectness, deltas))
             out = [d if d is not None else next(fresh) for d in found]
-            done.extend(d for d, old in zip(out, found) if old is None)
+            done.extend(
+                d for d, old in zip(out, found) if old is None and any(d[0] is f for f in shared)
+            )
             return [d[1] for d in out], [d[2] for d in out]
 
         head.forward = forward
