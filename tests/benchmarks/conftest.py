@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 
@@ -20,3 +23,41 @@ def tiny_bench():
         threads=1,
         progress=False,
     )
+
+
+def _world_report(
+    root: Path,
+    numbers: dict[str, list[tuple[float, float]]],
+    seconds_per_iter: dict[str, float] | None = None,
+) -> dict:
+    """A world report with per-seed (AP50_base, AP50_novel) for each method, seeds 0, 1, ...;
+    ``seconds_per_iter`` gives a method's training time over 100 iterations."""
+    root.mkdir(parents=True)
+    split = {"categories": [{"id": 1}, {"id": 2}], "base": ["a"], "novel": ["b"]}
+    (root / "split.json").write_text(json.dumps(split))
+    methods = {}
+    for name, pairs in numbers.items():
+        rate = (seconds_per_iter or {}).get(name)
+        per_seed = [
+            {"seed": s, "AP50_base": b, "AP50_novel": n, "AP50": None, "AP": None}
+            | ({"train_time_s": 100 * rate, "iterations": 100} if rate is not None else {})
+            for s, (b, n) in enumerate(pairs)
+        ]
+        mean = {
+            "AP50_base": sum(b for b, _ in pairs) / len(pairs),
+            "AP50_novel": sum(n for _, n in pairs) / len(pairs),
+        }
+        methods[name] = {
+            "description": name,
+            "config": f"{name}.py",
+            "per_seed": per_seed,
+            "mean": {**mean, "AP50": None, "AP": None},
+            "std": {},
+        }
+    return {"data": {"root": str(root)}, "teacher": {}, "methods": methods, "time_s": {}}
+
+
+@pytest.fixture
+def fake_world_report():
+    """Builds a benchmark world report from numbers (see :func:`_world_report`)."""
+    return _world_report

@@ -103,37 +103,12 @@ def test_suite_errors(tmp_path, capsys):
     assert not list(tmp_path.iterdir())  # refused before anything ran
 
 
-def _fake_report(root: Path, numbers: dict[str, list[tuple[float, float]]]) -> dict:
-    """A world report with per-seed (AP50_base, AP50_novel) for each method, seeds 0, 1."""
-    root.mkdir(parents=True)
-    split = {"categories": [{"id": 1}, {"id": 2}], "base": ["a"], "novel": ["b"]}
-    (root / "split.json").write_text(json.dumps(split))
-    methods = {}
-    for name, pairs in numbers.items():
-        per_seed = [
-            {"seed": s, "AP50_base": b, "AP50_novel": n, "AP50": None, "AP": None}
-            for s, (b, n) in enumerate(pairs)
-        ]
-        mean = {
-            "AP50_base": sum(b for b, _ in pairs) / 2,
-            "AP50_novel": sum(n for _, n in pairs) / 2,
-        }
-        methods[name] = {
-            "description": name,
-            "config": f"{name}.py",
-            "per_seed": per_seed,
-            "mean": {**mean, "AP50": None, "AP": None},
-            "std": {},
-        }
-    return {"data": {"root": str(root)}, "teacher": {}, "methods": methods, "time_s": {}}
-
-
-def test_combine_reports_gains(tmp_path):
+def test_combine_reports_gains(tmp_path, fake_world_report):
     reports = {
-        "default": _fake_report(
+        "default": fake_world_report(
             tmp_path / "a", {"vild_text": [(80, 70), (82, 72)], "rkd": [(85, 80), (84, 70)]}
         ),
-        "photo": _fake_report(
+        "photo": fake_world_report(
             tmp_path / "b", {"vild_text": [(60, 50), (60, 54)], "rkd": [(59, 51), (61, 55)]}
         ),
     }

@@ -8,6 +8,8 @@ ovdet bench ov-shapes --methods vild_text,rkd_ensemble --export-demo DIR
                                           (ovdet/assets/models/<name>: ovdet models lists it)
 ovdet bench ov-shapes --suite default,textures,palette,photo --seeds 0,1 --out runs/suite
                                                    every world, one suite_report.json
+ovdet bench ov-shapes --merge a/suite_report.json b/suite_report.json --out runs/suite
+                                                   worlds run apart, one suite_report.json
 """
 
 from __future__ import annotations
@@ -17,11 +19,18 @@ import json
 import logging
 import shlex
 import sys
+from pathlib import Path
 
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
 from ovdet.benchmarks.ov_shapes.runner import BenchmarkSettings, run_benchmark
-from ovdet.benchmarks.ov_shapes.suite import BASELINE, run_suite
+from ovdet.benchmarks.ov_shapes.suite import (
+    BASELINE,
+    SUITE_REPORT,
+    merge_suite_reports,
+    run_suite,
+)
 from ovdet.data.synthetic.worlds import DEFAULT_SUITE, WORLDS
+from ovdet.utils.io import write_json
 from ovdet.utils.logs import log_progress_to_stderr
 
 __all__ = ["build_parser", "format_report", "format_suite_report", "main"]
@@ -88,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run every method and seed in each of these worlds (comma-separated; 'standard' "
         f"= {','.join(DEFAULT_SUITE)}, 'all' = every world), each in --out/<world>, and write "
         f"--out/suite_report.json. Worlds: {worlds}",
+    )
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="REPORT",
+        help="merge suite_report.json files of other worlds (run apart, with the same sizes "
+        "and schedule) into --out/suite_report.json, recomputing the summaries and the "
+        "method choice; runs nothing",
     )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
@@ -166,15 +183,61 @@ def format_suite_report(report: dict) -> str:
             f"{ap(m['mean_over_worlds']['AP50_novel']):>6} {gain(g.get('AP50_base')):>10} "
             f"{gain(g.get('AP50_novel')):>10}"
         )
-    stages = ", ".join(f"{k} {v:.0f}s" for k, v in report["time_s"].items() if k != "total")
+    lines += ["", *_format_choice(report.get("method_choice"))]
+    stages = ", ".join(
+        f"{k} {v:.0f}s" for k, v in report["time_s"].items() if k != "total" and v is not None
+    )
     lines += ["", f"wall time {report['time_s']['total']:.0f}s ({stages})"]
     return "\n".join(lines)
+
+
+def _format_choice(choice: dict | None) -> list[str]:
+    """The method choice in a few lines: per candidate, then the verdict."""
+    if not choice:
+        return []
+    lines = [f"method choice ({choice['rule']}):"]
+    for name, c in choice["candidates"].items():
+        verdict = "qualifies" if c["qualifies"] else "; ".join(c["failures"]) or "not run"
+        gain = c["mean_novel_gain"]
+        gain = "n/a" if gain is None else f"{gain:+.1f}"
+        lines.append(f"  {name:<14} mean novel gain {gain:>5}  {verdict}")
+    if choice["complete"]:
+        lines.append(f"  recommended: {choice['recommended'] or 'none qualifies'}")
+    else:
+        lines.append(
+            f"  incomplete (leader so far: {choice['leader'] or 'none'}); missing: "
+            + ", ".join(choice["missing"])
+        )
+    if choice["target"] is not None:
+        lines.append(f"  issue target met: {choice['target']['met']}")
+    return lines
 
 
 def _setup_logging(quiet: bool) -> None:
     """Progress of ovdet and detectron2 to stderr (stdout carries the report)."""
     if not quiet:
         log_progress_to_stderr()
+
+
+def _merge(args: argparse.Namespace) -> int:
+    """``--merge``: one suite report from several; bad files are refused by name."""
+    reports = []
+    for path in args.merge:
+        try:
+            with open(path, encoding="utf-8") as f:
+                reports.append(json.load(f))
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"ovdet bench ov-shapes --merge: cannot read {path}: {e}", file=sys.stderr)
+            return 2
+    try:
+        report = merge_suite_reports(reports, names=args.merge)
+    except (ValueError, KeyError, TypeError) as e:
+        print(f"ovdet bench ov-shapes --merge: {e}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    write_json(out / SUITE_REPORT, report, indent=2)
+    print(json.dumps(report, indent=2) if args.json else format_suite_report(report))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is not None and not args.novel:
         print("ovdet bench ov-shapes: --data needs --novel NAMES", file=sys.stderr)
         return 2
+    if args.merge:
+        return _merge(args)
     if args.suite is not None and (args.data is not None or args.export_demo is not None):
         print(
             "ovdet bench ov-shapes: --suite generates its worlds: not with --data or --export-demo",

@@ -6,7 +6,11 @@ of :mod:`ovdet.data.synthetic.worlds` (each world is generated into its own sub-
 per-world reports into ``out/suite_report.json``: per world the teacher and the methods per
 seed with their mean and std over seeds and, when ``vild_text`` ran, every other method's
 gain over it (paired by seed); per method the mean over worlds of its per-world means and of
-its gains, and the smallest gain.
+its gains, and the smallest gain; and ``method_choice``, the recommended distillation method
+by the rule fixed in advance (:mod:`~ovdet.benchmarks.ov_shapes.choice`).
+
+Worlds run apart (other days, other machines) are combined with :func:`merge_suite_reports`
+(``ovdet bench ov-shapes --merge a/suite_report.json b/suite_report.json --out DIR``).
 
 Every world is an ordinary benchmark folder, so everything resumes as in the single-world
 benchmark: a second call reuses the finished data, teachers and detector runs. Worlds can also
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 import logging
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ovdet.benchmarks.ov_shapes.choice import BASELINE, choose_method
 from ovdet.benchmarks.ov_shapes.runner import BenchmarkSettings, run_benchmark
 from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
 from ovdet.data.synthetic.dataset import load_split
@@ -35,13 +40,12 @@ from ovdet.data.synthetic.worlds import World, resolve_worlds
 from ovdet.utils.device import resolve_device
 from ovdet.utils.io import write_json
 
-__all__ = ["SUITE_REPORT", "combine_reports", "run_suite"]
+__all__ = ["SUITE_REPORT", "combine_reports", "merge_suite_reports", "run_suite"]
 
 logger = logging.getLogger("ovdet.bench")
 
 SUITE_REPORT = "suite_report.json"
 SUITE_VERSION = 1
-BASELINE = "vild_text"
 METHOD_KEYS = ("AP50_base", "AP50_novel", "AP50", "AP")
 GAIN_KEYS = ("AP50_base", "AP50_novel")
 
@@ -158,23 +162,41 @@ def combine_reports(
         world's stages)}},
         "methods": {method: {"description", "config", "per_world": {world: mean over
         seeds}, "mean_over_worlds", "gain_over_vild_text": {"per_world": {world: mean
-        gain}, "mean", "min"}}}}``; :func:`run_suite` adds ``environment``, ``time_s``
-        (per world and total) and ``memory_mb``. Gains are absent without ``vild_text``.
+        gain}, "mean", "min"}}}, "method_choice": the rule of ``docs/results/method_choice.md``
+        applied by :func:`~ovdet.benchmarks.ov_shapes.choice.choose_method`}``; a method that
+        ran in some worlds only is summarised over those; :func:`run_suite` adds
+        ``environment``, ``time_s`` (per world and total) and ``memory_mb``. Gains are
+        absent without ``vild_text``.
     """
     entries = {w.name: _world_entry(w, reports[w.name], settings.image_size) for w in worlds}
+    info = {
+        name: {"description": m["description"], "config": m["config"]}
+        for r in reports.values()
+        for name, m in r["methods"].items()
+    }
+    public = settings.public()
+    public["out"] = str(out)
+    public["suite"] = [w.name for w in worlds]
+    return _suite_report(public, entries, info)
+
+
+def _methods_section(
+    entries: Mapping[str, Mapping[str, Any]], info: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """Per method over the worlds that ran it: per-world means, their mean, the gains."""
+    key = f"gain_over_{BASELINE}"
+    names = list(dict.fromkeys(n for e in entries.values() for n in e["methods"]))
     methods: dict[str, Any] = {}
-    first = reports[worlds[0].name]["methods"]
-    for name, info in first.items():
-        per_world = {w: e["methods"][name]["mean"] for w, e in entries.items()}
+    for name in names:
+        ran = {w: e for w, e in entries.items() if name in e["methods"]}
+        per_world = {w: e["methods"][name]["mean"] for w, e in ran.items()}
         summary: dict[str, Any] = {
-            "description": info["description"],
-            "config": info["config"],
+            **info[name],
             "per_world": per_world,
             "mean_over_worlds": {k: _mean([m[k] for m in per_world.values()]) for k in METHOD_KEYS},
         }
-        key = f"gain_over_{BASELINE}"
-        if name != BASELINE and BASELINE in first:
-            gains = {w: e[key][name]["mean"] for w, e in entries.items()}
+        gains = {w: e[key][name]["mean"] for w, e in ran.items() if name in e.get(key, {})}
+        if name != BASELINE and gains:
             summary[key] = {
                 "per_world": gains,
                 "mean": {k: _mean([g[k] for g in gains.values()]) for k in GAIN_KEYS},
@@ -184,13 +206,106 @@ def combine_reports(
                 },
             }
         methods[name] = summary
-    public = settings.public()
-    public["out"] = str(out)
-    public["suite"] = [w.name for w in worlds]
-    return {
+    return methods
+
+
+def _suite_report(
+    public: dict[str, Any],
+    entries: dict[str, Any],
+    info: Mapping[str, Mapping[str, str]],
+) -> dict[str, Any]:
+    report = {
         "benchmark": "ov-shapes-suite",
         "version": SUITE_VERSION,
         "settings": public,
         "worlds": entries,
-        "methods": methods,
+        "methods": _methods_section(entries, info),
     }
+    report["method_choice"] = choose_method(report)
+    return report
+
+
+# settings that must agree between suite reports merged into one (what a world's numbers
+# depend on besides its generator, methods and seeds)
+MERGE_KEYS = (
+    "num_train",
+    "num_val",
+    "image_size",
+    "data_seed",
+    "teacher_epochs",
+    "teacher_steps",
+    "teacher_batch_size",
+    "det_iters",
+    "det_batch_size",
+)
+
+
+def merge_suite_reports(
+    reports: Sequence[Mapping[str, Any]], names: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """One suite report from suite reports of other worlds (runs made apart, e.g. one world
+    per machine or per day), with the method summaries and the method choice recomputed.
+
+    Args:
+        reports: suite reports (``suite_report.json`` contents).
+        names: how to name each report in errors (file paths; default ``report 0``, ...).
+
+    Raises:
+        ValueError: not a suite report, a world in two reports, or settings that differ in
+            :data:`MERGE_KEYS` (the reports name the culprit and the differing values).
+    """
+    names = list(names) if names is not None else [f"report {i}" for i in range(len(reports))]
+    if not reports:
+        raise ValueError("no suite report to merge")
+    for name, r in zip(names, reports, strict=True):
+        if r.get("benchmark") != "ov-shapes-suite" or "worlds" not in r:
+            raise ValueError(
+                f"{name}: not an ov-shapes suite report (benchmark={r.get('benchmark')!r}); "
+                "pass the suite_report.json written by `ovdet bench ov-shapes --suite`"
+            )
+    first = reports[0]["settings"]
+    for name, r in zip(names[1:], reports[1:], strict=True):
+        differ = {k: (first.get(k), r["settings"].get(k)) for k in MERGE_KEYS}
+        differ = {k: v for k, v in differ.items() if v[0] != v[1]}
+        if differ:
+            raise ValueError(
+                f"{name}: settings differ from {names[0]}'s, so its worlds are not comparable: "
+                + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in differ.items())
+            )
+    entries: dict[str, Any] = {}
+    info: dict[str, Any] = {}
+    sources = []
+    for name, r in zip(names, reports, strict=True):
+        for world, entry in r["worlds"].items():
+            if world in entries:
+                raise ValueError(
+                    f"{name}: world {world!r} is also in an earlier report; merge each world once"
+                )
+            entries[world] = entry
+        info.update(
+            {
+                n: {"description": m["description"], "config": m["config"]}
+                for n, m in r["methods"].items()
+            }
+        )
+        sources.append(
+            {
+                "report": str(name),
+                "worlds": list(r["worlds"]),
+                "command": r.get("command") or r["settings"].get("export_command"),
+                "environment": r.get("environment"),
+                "time_s": r.get("time_s"),
+            }
+        )
+    public = dict(reports[0]["settings"])
+    public["suite"] = list(entries)
+    public["seeds"] = sorted({s for r in reports for s in r["settings"].get("seeds", [])})
+    public["methods"] = (
+        list(dict.fromkeys(m for r in reports for m in (r["settings"].get("methods") or [])))
+        or None
+    )
+    report = _suite_report(public, entries, info)
+    report["merged_from"] = sources
+    times = {w: e.get("time_s", {}).get("total") for w, e in entries.items()}
+    report["time_s"] = {**times, "total": round(sum(t for t in times.values() if t), 2)}
+    return report
