@@ -49,9 +49,7 @@ def test_rule_disqualifies_a_failure_in_one_world(tmp_path, fake_world_report):
     choice = _suite(tmp_path, fake_world_report)["method_choice"]
     assert choice["complete"] and choice["missing"] == []
     rkd = choice["candidates"]["rkd_ensemble"]
-    assert not rkd["qualifies"] and rkd["failures"] == [
-        "novel gain -0.5 in textures (must be > 0)"
-    ]
+    assert not rkd["qualifies"] and rkd["failures"] == ["novel gain -0.5 in textures (must be > 0)"]
     vild = choice["candidates"]["vild_ensemble"]
     assert vild["qualifies"] and vild["failures"] == []
     assert vild["per_world"]["default"] == {"seeds": [0, 1], "AP50_base": 3.5, "AP50_novel": 7.5}
