@@ -14,7 +14,8 @@ Two measurements on the val split of an ``ovdet bench ov-shapes`` run folder, pr
 * ``ensemble`` (ViLD-ensemble models, with ``--grid``): box AP50 base / novel for other
   inference settings of the same weights, ``TAU:LAM`` pairs (image-head temperature, lambda);
   ``TAU`` = ``inf`` gives the text head alone (a flat image-head distribution changes no
-  ranking within a class).
+  ranking within a class), ``xF`` F times the model's own temperature (``x1:0.6667`` is the
+  model as trained and tested).
 * ``teacher_ensemble`` (any model, with ``--teacher-grid``): the ViLD-ensemble rule with the
   CLIP **teacher itself** as the image head: the model's text-head probabilities of each
   proposal mixed with the teacher's classification of that proposal's crops (1.0x and 1.5x),
@@ -189,11 +190,13 @@ def ensemble_grid(cfg, model, grid: list[tuple[float, float]]) -> list[dict[str,
     rows = []
     saved = head.temperature, head.lam
     for tau, lam in grid:
+        if isinstance(tau, str):  # "xF": F times the model's own temperature
+            tau = saved[0] * float(tau[1:])
         head.temperature, head.lam = (1e9 if math.isinf(tau) else tau), lam
         bbox = inference_on_dataset(model, loader, instantiate(cfg.dataloader.evaluator))["bbox"]
         rows.append(
             {
-                "tau": tau if math.isfinite(tau) else "inf",
+                "tau": round(tau, 6) if math.isfinite(tau) else "inf",
                 "lam": lam,
                 "AP50_base": round(bbox["AP50_base"], 2),
                 "AP50_novel": round(bbox["AP50_novel"], 2),
@@ -270,8 +273,13 @@ def teacher_ensemble_grid(
     return rows
 
 
-def _grid(text: str) -> list[tuple[float, float]]:
-    return [tuple(float(v) for v in item.split(":")) for item in text.split(",")]
+def _grid(text: str) -> list[tuple[float | str, float]]:
+    """``TAU:LAM,...``; TAU is a number, ``inf`` or ``xF`` (F times the model's own)."""
+    out = []
+    for item in text.split(","):
+        tau, lam = item.split(":")
+        out.append((tau if tau.startswith("x") else float(tau), float(lam)))
+    return out
 
 
 def main(argv=None) -> None:
@@ -279,7 +287,12 @@ def main(argv=None) -> None:
     parser.add_argument("--run", required=True, help="ovdet bench ov-shapes --out folder")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--method", required=True, help="e.g. vild_text, vild_ensemble")
-    parser.add_argument("--grid", default="", help="TAU:LAM,... (ensemble inference settings)")
+    parser.add_argument(
+        "--grid",
+        default="",
+        help="TAU:LAM,... (ensemble inference settings; TAU a number, inf, or xF: F times "
+        "the model's own image-head temperature)",
+    )
     parser.add_argument(
         "--teacher-grid", default="", help="TAU:LAM,... with the teacher as the image head"
     )

@@ -109,7 +109,8 @@ def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
     out, _ = report
-    probe.main(["--run", str(out), "--method", "vild_ensemble", "--grid", "inf:0.6667,0.01:0.5"])
+    grid = "inf:0.6667,0.01:0.5,x2:0.6667"  # x2: twice the model's own temperature
+    probe.main(["--run", str(out), "--method", "vild_ensemble", "--grid", grid])
     result = json.loads(capsys.readouterr().out)
     for head in ("text", "image"):
         for group in ("base", "novel"):
@@ -117,7 +118,13 @@ def test_probe_tool_reports_region_top1_and_ensemble_grid(report, capsys):
     agnostic = result["class_agnostic"]
     assert 0.0 <= agnostic["recall_base"] <= 1.0 and 0.0 <= agnostic["recall_novel"] <= 1.0
     assert agnostic["AP50"] is None or 0.0 <= agnostic["AP50"] <= 100.0
-    assert [(r["tau"], r["lam"]) for r in result["ensemble"]] == [("inf", 0.6667), (0.01, 0.5)]
+    used = json.loads((out / "seed0" / "vild_ensemble" / "config.json").read_text())
+    own = used["model"]["roi_heads"]["box_predictor"]["image_temperature"]
+    assert [(r["tau"], r["lam"]) for r in result["ensemble"]] == [
+        ("inf", 0.6667),
+        (0.01, 0.5),
+        (pytest.approx(2 * own, abs=1e-6), 0.6667),
+    ]
     assert all(0.0 <= r["AP50_novel"] <= 100.0 for r in result["ensemble"])
     # the teacher as the image head, on a plain ViLD-text model and on the ensemble's text head
     for method in ("vild_text", "vild_ensemble"):
