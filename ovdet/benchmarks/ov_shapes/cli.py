@@ -209,7 +209,8 @@ def _format_choice(choice: dict | None) -> list[str]:
             + ", ".join(choice["missing"])
         )
     if choice["target"] is not None:
-        lines.append(f"  issue target met: {choice['target']['met']}")
+        where = "every world" if choice["complete"] else "the worlds so far"
+        lines.append(f"  issue target (leader, {where}) met: {choice['target']['met']}")
     return lines
 
 
