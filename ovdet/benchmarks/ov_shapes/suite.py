@@ -169,15 +169,16 @@ def combine_reports(
         absent without ``vild_text``.
     """
     entries = {w.name: _world_entry(w, reports[w.name], settings.image_size) for w in worlds}
-    info = {
-        name: {"description": m["description"], "config": m["config"]}
-        for r in reports.values()
-        for name, m in r["methods"].items()
-    }
+    info = {n: i for r in reports.values() for n, i in _method_info(r["methods"]).items()}
     public = settings.public()
     public["out"] = str(out)
     public["suite"] = [w.name for w in worlds]
     return _suite_report(public, entries, info)
+
+
+def _method_info(methods: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, str]]:
+    """Each method's description and config, as the report's method summary carries them."""
+    return {n: {"description": m["description"], "config": m["config"]} for n, m in methods.items()}
 
 
 def _methods_section(
@@ -282,12 +283,7 @@ def merge_suite_reports(
                     f"{name}: world {world!r} is also in an earlier report; merge each world once"
                 )
             entries[world] = entry
-        info.update(
-            {
-                n: {"description": m["description"], "config": m["config"]}
-                for n, m in r["methods"].items()
-            }
-        )
+        info.update(_method_info(r["methods"]))
         sources.append(
             {
                 "report": str(name),
