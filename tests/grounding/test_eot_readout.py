@@ -194,7 +194,13 @@ def tiny_teacher(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("method", "cls_loss"), [("grounding_eot", "focal"), ("grounding_eot_softmax", "softmax")]
+    ("method", "cls_loss"),
+    [
+        ("grounding_eot", "focal"),
+        ("grounding_eot_softmax", "softmax"),
+        ("grounding_eot_vildhead", "softmax"),
+        ("grounding_eot_vildhead_nofusion", "softmax"),
+    ],
 )
 def test_ov_shapes_eot_config_trains_two_iterations(tiny_teacher, tmp_path, method, cls_loss):
     from ovdet.data.synthetic import generate_ov_shapes
@@ -225,6 +231,10 @@ def test_ov_shapes_eot_config_trains_two_iterations(tiny_teacher, tmp_path, meth
     )
     assert cfg.model.roi_heads.box_predictor.aggregation == "eot"
     assert cfg.model.roi_heads.box_predictor.cls_loss == cls_loss
+    vild_head = "vildhead" in method
+    assert cfg.model.roi_heads.box_predictor.learn_temperature is not vild_head
+    assert cfg.model.roi_heads.box_predictor.token_bias is not vild_head
+    assert cfg.model.fusion_layers == (0 if method.endswith("nofusion") else 2)
     result = train_and_evaluate(cfg)
     assert result["iterations"] == 2
     losses = {k: v for k, v in result["scalars"].items() if k.startswith("loss_")}

@@ -124,3 +124,55 @@ def test_softmax_refusals(build_grounding, clip_encoder):
         build_grounding(clip_encoder, NAMES[:2], cls_loss="hinge")
     with pytest.raises(ValueError, match="'max' has no meaning"):
         build_grounding(clip_encoder, NAMES[:2], cls_loss="softmax", aggregation="max")
+
+
+def test_vild_head_settings_give_vild_text_logits_and_loss(build_grounding, clip_encoder):
+    """softmax + fixed temperature 0.01 + no token bias + frozen text projections: the
+    region-token logits and the loss are ViLD-text's (TextEmbeddingClassifier with the same
+    projection, background and class embeddings = the projected tokens)."""
+    from ovdet.modeling.roi_heads.cls_losses import SoftmaxClassification
+    from ovdet.modeling.roi_heads.text_classifier import TextEmbeddingClassifier
+
+    model = build_grounding(
+        clip_encoder,
+        NAMES[:3],
+        fusion_layers=0,
+        aggregation="eot",
+        cls_loss="softmax",
+        temperature=0.01,
+        learn_temperature=False,
+        token_bias=False,
+        freeze_text_projection=True,
+    )
+    pred = model.roi_heads.box_predictor
+    names = dict(pred.named_parameters())
+    assert "log_scale" not in names and "bias_lang" not in names and "bias0" not in names
+    assert "log_scale" in pred.state_dict()  # a buffer: fixed, and saved
+    torch.testing.assert_close(pred.log_scale.exp(), torch.tensor(0.01))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    frozen = ("text_input", "roi_heads.box_predictor.text_proj")
+    assert not any(n.startswith(frozen) for n in trainable)
+
+    # one prompt of 3 class tokens (the eot readout), classes in prompt order 2, 0, 1
+    text = _text(torch.eye(3), torch.ones(3, dtype=torch.bool), [1, 2, 0], [5])
+    x = torch.randn(5, 64)
+    with pred.use_text(text):
+        logits, deltas = pred(x)
+        loss = pred.losses((logits, deltas), [_proposals([0, 1, 2, 3, 1])])["loss_cls"]
+    classes = F.normalize(pred.text_proj(text.tokens[0]), dim=-1)[[1, 2, 0]]  # class order
+    vild = TextEmbeddingClassifier(input_shape=64, train_embeddings=classes, temperature=0.01)
+    with torch.no_grad():
+        vild.linear.load_state_dict(pred.region_proj.state_dict())
+        vild.bg_embedding.copy_(pred.bg_embed)
+    expected = vild(x)  # (5, C + 1), class order, background last
+    torch.testing.assert_close(logits, torch.cat([expected[:, [2, 0, 1]], expected[:, 3:]], 1))
+    vild_loss = SoftmaxClassification()(expected, torch.tensor([0, 1, 2, 3, 1]))
+    torch.testing.assert_close(loss, vild_loss)
+
+
+def test_learned_temperature_and_token_bias_are_the_default(build_grounding, clip_encoder):
+    pred = build_grounding(clip_encoder, NAMES[:2]).roi_heads.box_predictor
+    names = dict(pred.named_parameters())
+    assert {"log_scale", "bias_lang", "bias0"} <= set(names)
+    torch.testing.assert_close(pred.log_scale.exp(), torch.tensor(0.1))
+    torch.testing.assert_close(torch.sigmoid(pred.bias0), torch.tensor(0.01))

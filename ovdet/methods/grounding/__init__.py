@@ -9,8 +9,11 @@ encoders live in ``ovdet.text`` (``HFTokenEncoder``, ``OpenCLIPTokenEncoder``).
 
 Registered methods: ``grounding`` (K = 2 fusion layers), ``grounding_nofusion`` (K = 0,
 the ablation), ``grounding_eot`` (K = 2, each class read from its end-of-text token),
-``grounding_eot_nofusion`` (its K = 0 ablation) and ``grounding_eot_softmax`` (its loss
-ablation: softmax cross-entropy over the tokens and a background instead of focal loss).
+``grounding_eot_nofusion`` (its K = 0 ablation), ``grounding_eot_softmax`` (its loss
+ablation: softmax cross-entropy over the tokens and a background instead of focal loss), and
+``grounding_eot_vildhead`` / ``grounding_eot_vildhead_nofusion`` (ViLD-text's classification
+rule read from the tokens, K = 2 / K = 0: the head ablations that separate the fusion from the
+head).
 """
 
 from ovdet.methods.grounding.config import (
@@ -115,6 +118,31 @@ register_method(
         source=_SOURCE,
         docs="docs/methods.md#grounding-r-cnn",
         configs={"ov_shapes": "ov_shapes/grounding_eot_softmax_small.py"},
+        prepare=prepare_ov_shapes,
+    )
+)
+
+register_method(
+    Method(
+        name="grounding_eot_vildhead",
+        title="Grounding R-CNN, EOT readout, ViLD-text's head",
+        summary="K=2 fusion; softmax over the class tokens, fixed temperature 0.01, no bias, "
+        "frozen text projections: only the fusion differs from ViLD-text",
+        source=_SOURCE,
+        docs="docs/grounding.md",
+        configs={"ov_shapes": "ov_shapes/grounding_eot_vildhead_small.py"},
+        prepare=prepare_ov_shapes,
+    )
+)
+
+register_method(
+    Method(
+        name="grounding_eot_vildhead_nofusion",
+        title="Grounding R-CNN, EOT readout, ViLD-text's head, no fusion",
+        summary="K=0 of grounding_eot_vildhead: ViLD-text's classifier on the token path",
+        source=_SOURCE,
+        docs="docs/grounding.md",
+        configs={"ov_shapes": "ov_shapes/grounding_eot_vildhead_nofusion_small.py"},
         prepare=prepare_ov_shapes,
     )
 )

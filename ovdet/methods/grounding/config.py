@@ -46,6 +46,9 @@ def grounding_model(
     embed_dim: int = 256,
     aggregation: str = "mean",
     cls_loss: str = "focal",
+    temperature: float = 0.1,
+    learn_temperature: bool = True,
+    token_bias: bool = True,
     **kwargs: Any,
 ) -> Any:
     """A ``L(GroundingRCNN)`` config from an ``L(OVRCNN)`` one (``configs/common/models``).
@@ -69,6 +72,9 @@ def grounding_model(
             (cross-entropy over the prompt's tokens and a background embedding, ViLD-text's
             rule: an ablation; see :class:`RegionWordOutputLayers`). Set later as
             ``model.roi_heads.box_predictor.cls_loss``.
+        temperature, learn_temperature, token_bias: the score's scale (initial, learned or
+            fixed) and GLIP's bias terms (:class:`RegionWordOutputLayers`; ViLD-text's head is
+            ``0.01, False, False`` with ``cls_loss="softmax"``).
         kwargs: :class:`GroundingRCNN` arguments (``fusion_layers``,
             ``freeze_text_projection`` (keep the text projections fixed: the tokens stay the
             encoder's up to a rotation) ...).
@@ -86,6 +92,9 @@ def grounding_model(
         embed_dim=embed_dim,
         aggregation=aggregation,
         cls_loss=cls_loss,
+        temperature=temperature,
+        learn_temperature=learn_temperature,
+        token_bias=token_bias,
         test_score_thresh=pred.test_score_thresh,
         test_nms_thresh=pred.test_nms_thresh,
         test_topk_per_image=pred.test_topk_per_image,

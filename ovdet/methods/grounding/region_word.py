@@ -56,7 +56,8 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
 
         S = <norm(W_r x), norm(W_t t_j)> / exp(log_scale) + <norm(W_t t_j), b> + b_0
 
-    (GLIP's dot-product head; ``b_0`` from a prior of 0.01, -4.6). Training: sigmoid focal
+    (GLIP's dot-product head; ``b_0`` from a prior of 0.01, -4.6; ``learn_temperature`` and
+    ``token_bias`` turn the learned scale and the bias terms off). Training: sigmoid focal
     loss (alpha 0.25, gamma 2) of S against the positive map of each region's phrase, over
     the real tokens, background regions all zeros, normalised by the foreground regions.
     Inference: a class's score is the mean (or max) of its phrase's token probabilities.
@@ -86,8 +87,13 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         num_classes: training classes (ROI labels in [0, C_train], C_train = background).
         text_dim: width of the (fused) tokens.
         embed_dim: width of the joint region-token space.
-        temperature: initial ``exp(log_scale)`` (learned).
+        temperature: initial ``exp(log_scale)``.
+        learn_temperature: learn ``log_scale`` (GLIP); ``False`` keeps it fixed at
+            ``temperature`` (a buffer of the same name: ViLD-text's fixed 0.01).
         prior_prob: initial foreground probability (sets ``b_0``).
+        token_bias: add the token bias ``<norm(W_t t_j), b> + b_0`` (GLIP); ``False`` scores
+            by the scaled cosine alone (ViLD-text; the focal loss then starts at p = 0.5,
+            so it is meant for ``cls_loss="softmax"``).
         aggregation: the phrase readout: ``"mean"`` or ``"max"`` over a phrase's tokens at
             inference (training on all of them), or ``"eot"`` (its last token only, in
             training and at inference).
@@ -107,7 +113,9 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         text_dim: int,
         embed_dim: int = 256,
         temperature: float = 0.1,
+        learn_temperature: bool = True,
         prior_prob: float = 0.01,
+        token_bias: bool = True,
         aggregation: str = "mean",
         cls_loss: str = "focal",
         focal_alpha: float = 0.25,
@@ -154,9 +162,15 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         in_dim = self.bbox_pred.in_features
         self.region_proj = nn.Linear(in_dim, embed_dim)
         self.text_proj = nn.Linear(text_dim, embed_dim)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(temperature)))
-        self.bias_lang = nn.Parameter(torch.zeros(embed_dim))
-        self.bias0 = nn.Parameter(torch.tensor(-math.log((1 - prior_prob) / prior_prob)))
+        log_scale = torch.tensor(math.log(temperature))
+        if learn_temperature:
+            self.log_scale = nn.Parameter(log_scale)
+        else:
+            self.register_buffer("log_scale", log_scale)
+        self.token_bias = bool(token_bias)
+        if self.token_bias:  # without it the head has no bias parameters at all
+            self.bias_lang = nn.Parameter(torch.zeros(embed_dim))
+            self.bias0 = nn.Parameter(torch.tensor(-math.log((1 - prior_prob) / prior_prob)))
         self.aggregation = aggregation
         self.cls_loss = cls_loss
         if cls_loss == "softmax":  # only then: focal checkpoints keep their keys
@@ -228,7 +242,10 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
             )
         regions = F.normalize(self.region_proj(x), dim=-1)
         tokens = F.normalize(self.text_proj(text.tokens), dim=-1)  # (N, L, E)
-        bias = tokens @ self.bias_lang + self.bias0  # (N, L)
+        if self.token_bias:
+            bias = tokens @ self.bias_lang + self.bias0  # (N, L)
+        else:
+            bias = tokens.new_zeros(tokens.shape[:2])
         scale = self.log_scale.exp()
         rows = [
             r @ tokens[i].T / scale + bias[i]
