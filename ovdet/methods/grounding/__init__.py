@@ -57,92 +57,64 @@ _SOURCE = (
     "(deep fusion, region-word alignment) in a two-stage detectron2 detector"
 )
 
-register_method(
-    Method(
-        name="grounding",
-        title="Grounding R-CNN",
-        summary="GLIP-style image-text fusion (K=2) before the RPN, region-word scores",
-        source=_SOURCE,
-        docs="docs/methods.md#grounding-r-cnn",
-        configs={
-            "ov_coco": "ov_coco/grounding_rcnn_r50_fpn_1x.py",
-            "ov_lvis": "ov_lvis/grounding_rcnn_r50_fpn_mask_4x.py",
-            "ov_shapes": "ov_shapes/grounding_small.py",
-        },
-        prepare=prepare_ov_shapes,
-    )
-)
 
-register_method(
-    Method(
-        name="grounding_nofusion",
-        title="Grounding R-CNN, no fusion",
-        summary="the fusion ablation (K=0): region-word scores on unfused features",
-        source=_SOURCE,
-        docs="docs/methods.md#grounding-r-cnn",
-        configs={"ov_shapes": "ov_shapes/grounding_nofusion_small.py"},
-        prepare=prepare_ov_shapes,
+def _register(name: str, title: str, summary: str, configs: dict[str, str]) -> None:
+    register_method(
+        Method(
+            name=name,
+            title=title,
+            summary=summary,
+            source=_SOURCE,
+            docs="docs/methods.md#grounding-r-cnn",
+            configs=configs,
+            prepare=prepare_ov_shapes,
+        )
     )
-)
 
-register_method(
-    Method(
-        name="grounding_eot",
-        title="Grounding R-CNN, EOT readout",
-        summary="K=2 fusion; each class is one token, its name's end-of-text (sentence) state",
-        source=_SOURCE,
-        docs="docs/methods.md#grounding-r-cnn",
-        configs={"ov_shapes": "ov_shapes/grounding_eot_small.py"},
-        prepare=prepare_ov_shapes,
-    )
-)
 
-register_method(
-    Method(
-        name="grounding_eot_nofusion",
-        title="Grounding R-CNN, EOT readout, no fusion",
-        summary="the fusion ablation (K=0) of the EOT readout",
-        source=_SOURCE,
-        docs="docs/methods.md#grounding-r-cnn",
-        configs={"ov_shapes": "ov_shapes/grounding_eot_nofusion_small.py"},
-        prepare=prepare_ov_shapes,
-    )
+_register(
+    "grounding",
+    "Grounding R-CNN",
+    "GLIP-style image-text fusion (K=2) before the RPN, region-word scores",
+    {
+        "ov_coco": "ov_coco/grounding_rcnn_r50_fpn_1x.py",
+        "ov_lvis": "ov_lvis/grounding_rcnn_r50_fpn_mask_4x.py",
+        "ov_shapes": "ov_shapes/grounding_small.py",
+    },
 )
-
-register_method(
-    Method(
-        name="grounding_eot_softmax",
-        title="Grounding R-CNN, EOT readout, softmax loss",
-        summary="the loss ablation of the EOT readout: softmax cross-entropy over the prompt's "
-        "tokens and a background (ViLD-text's rule) instead of the focal loss",
-        source=_SOURCE,
-        docs="docs/methods.md#grounding-r-cnn",
-        configs={"ov_shapes": "ov_shapes/grounding_eot_softmax_small.py"},
-        prepare=prepare_ov_shapes,
-    )
-)
-
-register_method(
-    Method(
-        name="grounding_eot_vildhead",
-        title="Grounding R-CNN, EOT readout, ViLD-text's head",
-        summary="K=2 fusion; softmax over the class tokens, fixed temperature 0.01, no bias, "
-        "frozen text projections: only the fusion differs from ViLD-text",
-        source=_SOURCE,
-        docs="docs/grounding.md",
-        configs={"ov_shapes": "ov_shapes/grounding_eot_vildhead_small.py"},
-        prepare=prepare_ov_shapes,
-    )
-)
-
-register_method(
-    Method(
-        name="grounding_eot_vildhead_nofusion",
-        title="Grounding R-CNN, EOT readout, ViLD-text's head, no fusion",
-        summary="K=0 of grounding_eot_vildhead: ViLD-text's classifier on the token path",
-        source=_SOURCE,
-        docs="docs/grounding.md",
-        configs={"ov_shapes": "ov_shapes/grounding_eot_vildhead_nofusion_small.py"},
-        prepare=prepare_ov_shapes,
-    )
-)
+# OV-Shapes variants and ablations (docs/grounding.md): name, title, summary
+for _name, _title, _summary in (
+    (
+        "grounding_nofusion",
+        "Grounding R-CNN, no fusion",
+        "the fusion ablation (K=0): region-word scores on unfused features",
+    ),
+    (
+        "grounding_eot",
+        "Grounding R-CNN, EOT readout",
+        "K=2 fusion; each class is one token, its name's end-of-text (sentence) state",
+    ),
+    (
+        "grounding_eot_nofusion",
+        "Grounding R-CNN, EOT readout, no fusion",
+        "the fusion ablation (K=0) of the EOT readout",
+    ),
+    (
+        "grounding_eot_softmax",
+        "Grounding R-CNN, EOT readout, softmax loss",
+        "the loss ablation of the EOT readout: softmax cross-entropy over the prompt's tokens "
+        "and a background (ViLD-text's rule) instead of the focal loss",
+    ),
+    (
+        "grounding_eot_vildhead",
+        "Grounding R-CNN, EOT readout, ViLD-text's head",
+        "K=2 fusion; softmax over the class tokens, fixed temperature 0.01, no bias, frozen "
+        "text projections: only the fusion differs from ViLD-text",
+    ),
+    (
+        "grounding_eot_vildhead_nofusion",
+        "Grounding R-CNN, EOT readout, ViLD-text's head, no fusion",
+        "K=0 of grounding_eot_vildhead: ViLD-text's classifier on the token path",
+    ),
+):
+    _register(_name, _title, _summary, {"ov_shapes": f"ov_shapes/{_name}_small.py"})
