@@ -175,7 +175,7 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
         for size in vocab_sizes:
             model.set_vocabulary(vocabulary(size))
             chunks[str(size)] = len(model.vocabulary_prompts())  # encoded once, cached
-            ms = time_model(model, batch, args.height, args.width, args.iters, 0, device)
+            ms = time_model(model, batch, args.height, args.width, args.iters, args.warmup, device)
             rows.append(
                 {
                     "model": "grounding_rcnn_R50_FPN",
