@@ -173,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dino-prompts", default="1,31", help="Grounding DINO prompts per image")
     p.add_argument("--dino-text-len", type=int, default=None, help="tokens per DINO prompt")
     p.add_argument("--dino-iters", type=int, default=1, help="timed passes of each DINO row")
+    p.add_argument(
+        "--chunk-batches",
+        default="",
+        help="with --grounding: comma-separated test_chunk_batch values to time (default: the "
+        "model's own)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

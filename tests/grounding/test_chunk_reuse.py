@@ -69,14 +69,17 @@ def test_padding_mask_path_equals_the_unmasked_path_without_padding():
     torch.testing.assert_close(out, out_pad)
 
 
+@pytest.mark.parametrize("chunk_batch", [1, 2, 8])
 @pytest.mark.parametrize("fusion_layers", [0, 1])
 def test_unfused_rpn_levels_are_computed_once_per_image_batch(
-    build_grounding, clip_encoder, fusion_layers
+    build_grounding, clip_encoder, fusion_layers, chunk_batch
 ):
+    """Chunks one at a time or several as one batch (``test_chunk_batch``, the last group
+    smaller): the detections of running each prompt alone and merging."""
     names = resolve_vocabulary("lvis")[:60]
     model = build_grounding(
         clip_encoder, NAMES[:3], names, fusion_layers=fusion_layers,
-        fusion_in_features=["p4", "p5", "p6"],
+        fusion_in_features=["p4", "p5", "p6"], test_chunk_batch=chunk_batch,
     )  # fmt: skip
     model = _strip_masks(model).eval()
     prompts = model.vocabulary_prompts()
@@ -95,7 +98,8 @@ def test_unfused_rpn_levels_are_computed_once_per_image_batch(
     assert "forward" not in vars(head)  # the reuse ends with the call
     levels = len(model.proposal_generator.in_features)
     fused = 0 if fusion_layers == 0 else 3
-    assert len(rpn_calls) == levels + (len(prompts) - 1) * fused
+    groups = -(-len(prompts) // chunk_batch)
+    assert len(rpn_calls) == levels + (groups - 1) * fused
     offset = 0
     expected = []
     for p, results in zip(prompts, per_prompt):
@@ -115,3 +119,42 @@ def test_unfused_rpn_levels_are_computed_once_per_image_batch(
         assert len(a) > 0
         assert torch.equal(a.pred_boxes.tensor, b.pred_boxes.tensor)
         assert torch.equal(a.scores, b.scores) and torch.equal(a.pred_classes, b.pred_classes)
+
+
+@pytest.mark.parametrize(
+    "head", [{"aggregation": "max"}, {"cls_loss": "softmax"}, {"aggregation": "eot"}]
+)
+def test_chunks_in_one_batch_equal_chunks_one_at_a_time_for_every_readout(
+    build_grounding, clip_encoder, head
+):
+    """Prompts of different lengths and phrase counts in one batch: each image row is scored
+    against its own prompt's mask and phrase map (masks included)."""
+    names = resolve_vocabulary("lvis")[:45]
+    out = {}
+    for chunk_batch in (1, 4):
+        model = build_grounding(
+            clip_encoder, NAMES[:3], names, fusion_layers=2, test_chunk_batch=chunk_batch,
+            max_test_phrases=7, **head,
+        ).eval()  # fmt: skip
+        prompts = model.vocabulary_prompts()
+        assert len({p.num_tokens for p in prompts}) > 1 and len(prompts) > 4
+        with torch.no_grad():
+            out[chunk_batch] = model.inference(_images(), do_postprocess=False)
+    for a, b in zip(out[1], out[4]):
+        assert len(a) > 0 and torch.equal(a.pred_classes, b.pred_classes)
+        torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor)
+        torch.testing.assert_close(a.scores, b.scores)
+        torch.testing.assert_close(a.pred_masks, b.pred_masks)
+
+
+def test_training_refuses_a_context_of_several_prompts(build_grounding, clip_encoder):
+    model = build_grounding(clip_encoder, NAMES[:3], fusion_layers=1).eval()
+    prompts = [model.encode_names(NAMES[:2]), model.encode_names(NAMES[2:3])]
+    with torch.no_grad():
+        pre = model.preprocess_image(_images(1))
+        _, text = model.fuse_prompts(model.backbone(pre.tensor), prompts)
+    assert not text.shared and text.mask.shape[0] == 2 and len(text.phrase_map) == 2
+    pred = model.roi_heads.box_predictor
+    text.counts = [0, 0]
+    with pred.use_text(text), pytest.raises(RuntimeError, match="one prompt"):
+        pred.losses((torch.zeros(0, text.mask.shape[1]), torch.zeros(0, 4)), [])

@@ -26,6 +26,7 @@ _OWN = (
     "max_train_phrases",
     "train_negatives",
     "max_test_phrases",
+    "test_chunk_batch",
     "vocabulary_cache_size",
     "freeze_text_projection",
 )

@@ -204,19 +204,29 @@ class FeatureTextFusion(nn.Module):
         """
         Args:
             features: FPN maps by name, each (N, C, H, W).
-            text: (N, L, D) tokens (or (1, L, D), shared by the batch).
-            text_mask: (N, L) or (1, L) bool, True for real tokens.
+            text: (B, L, D) tokens: B = N (one prompt per image), 1 (one prompt shared by the
+                batch) or G * N (G prompts at once, prompt-major: row ``g * N + n`` is prompt
+                g on image n; the image positions are then repeated G times).
+            text_mask: (B, L) bool, True for real tokens.
             cache: a dict kept by the caller across calls on the SAME ``features`` (the prompt
                 chunks of one image batch): the flattened positions and the first layer's
                 image projections are computed on the first call and reused (exact; they do
                 not depend on the text). Inference only.
 
         Returns:
-            fused features (same keys and shapes) and (N, L, D) fused tokens.
+            fused features and (max(B, N), L, D) fused tokens. The fused levels have batch
+            max(B, N); the levels not in ``in_features`` are returned as given (batch N).
         """
         n = next(iter(features.values())).shape[0]
-        text = text.expand(n, -1, -1)
-        text_mask = text_mask.expand(n, -1)
+        batch = max(text.shape[0], n)
+        if batch % n or text.shape[0] not in (1, batch):
+            raise ValueError(
+                f"FeatureTextFusion: {text.shape[0]} token rows for {n} images; expected 1, "
+                f"{n} or a multiple of {n} (several prompts per image)"
+            )
+        repeats = batch // n
+        text = text.expand(batch, -1, -1)
+        text_mask = text_mask.expand(batch, -1)
         if not len(self.layers):
             return features, text
         missing = [f for f in self.in_features if f not in features]
@@ -232,10 +242,13 @@ class FeatureTextFusion(nn.Module):
                 if torch.is_grad_enabled():
                     raise RuntimeError("FeatureTextFusion: the cache is for inference (no_grad)")
                 cache.update(features=features, image=image, first=first)
+        if repeats > 1:  # G prompts: each image's positions once per prompt, prompt-major
+            image = image.repeat(repeats, 1, 1)
+            first = tuple(t.repeat(repeats, 1, 1, 1) for t in first)
         for i, layer in enumerate(self.layers):
             image, text = layer(image, text, text_mask, first if i == 0 else None)
         out = dict(features)
         sizes = [s[2] * s[3] for s in shapes]
         for name, shape, part in zip(self.in_features, shapes, image.split(sizes, dim=1)):
-            out[name] = part.transpose(1, 2).reshape(shape)
+            out[name] = part.transpose(1, 2).reshape(batch, *shape[1:])
         return out, text

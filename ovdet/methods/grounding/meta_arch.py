@@ -85,6 +85,12 @@ class GroundingRCNN(GeneralizedRCNN):
             OV-LVIS: the base classes, so rare names are never seen in training).
         max_test_phrases: phrases per inference chunk (GLIP's LVIS evaluation: 40); None:
             as many as the token limit allows.
+        test_chunk_batch: prompt chunks run together at inference, as one batch (the image
+            features repeated per chunk): the same detections as one chunk at a time (tested),
+            fewer and larger kernels; on a GPU the per-chunk passes are otherwise bound by
+            launch overhead (docs/grounding.md, Speed). Memory grows with it (the FPN features
+            of every image, once per chunk of the group); 1 runs the chunks one at a time.
+            None (default): 8 on a GPU, 1 on the CPU, where batching gains nothing.
         vocabulary_cache_size: encoded vocabularies kept (LRU).
         freeze_text_projection: keep the text side's projections fixed: ``text_input``
             (orthogonal at init) and the box predictor's ``text_proj`` (made orthogonal, no
@@ -111,6 +117,7 @@ class GroundingRCNN(GeneralizedRCNN):
         max_train_phrases: int = 85,
         train_negatives: Sequence[str] | None = None,
         max_test_phrases: int | None = None,
+        test_chunk_batch: int | None = None,
         vocabulary_cache_size: int = 8,
         freeze_text_projection: bool = False,
         **kwargs,
@@ -149,6 +156,10 @@ class GroundingRCNN(GeneralizedRCNN):
             allowed[[row[n] for n in negatives]] = True
         self.register_buffer("_negative_ok", allowed, persistent=False)
         self.max_test_phrases = max_test_phrases
+        if test_chunk_batch is not None and int(test_chunk_batch) < 1:
+            raise ValueError(f"GroundingRCNN: test_chunk_batch must be >= 1: {test_chunk_batch}")
+        self.test_chunk_batch = None if test_chunk_batch is None else int(test_chunk_batch)
+        self._rpn_reuse_active = False
         self.text_input = nn.Linear(int(token_encoder.dim), int(text_dim))
         # orthogonal: the frozen encoder's geometry (which novel names rely on) is kept at init
         nn.init.orthogonal_(self.text_input.weight)
@@ -251,6 +262,13 @@ class GroundingRCNN(GeneralizedRCNN):
             self._prompt_cache.move_to_end(key)
         return prompts
 
+    @property
+    def chunk_batch(self) -> int:
+        """Prompt chunks per inference pass: ``test_chunk_batch``, or by device when None."""
+        if self.test_chunk_batch is not None:
+            return self.test_chunk_batch
+        return 8 if self.device.type == "cuda" else 1
+
     def clear_vocabulary_cache(self) -> None:
         self._prompt_cache.clear()
 
@@ -309,6 +327,38 @@ class GroundingRCNN(GeneralizedRCNN):
             rows[torch.as_tensor(classes, dtype=torch.long)] = torch.arange(len(classes))
             rows = rows.to(self.device)
         return fused, TextContext(tokens=tokens, mask=mask, phrase_map=phrase_map, class_rows=rows)
+
+    def fuse_prompts(
+        self,
+        features: dict[str, torch.Tensor],
+        prompts: Sequence[TokenizedPrompt],
+        cache: dict | None = None,
+    ) -> tuple[dict[str, torch.Tensor], TextContext]:
+        """Fuse G prompts at once into the features of N images (inference).
+
+        The prompts are padded to the longest (padding tokens masked) and stacked
+        prompt-major: row ``g * N + n`` of the fused levels and tokens is prompt g on image n.
+        Levels that are not fused keep batch N.
+
+        Returns:
+            fused features and a :class:`TextContext` with (G * N, L) masks and G * N phrase
+            maps (one per row).
+        """
+        n = next(iter(features.values())).shape[0]
+        length = max(p.num_tokens for p in prompts)
+        dim = prompts[0].features.shape[1]
+        feats = torch.zeros(len(prompts), length, dim)
+        masks = torch.zeros(len(prompts), length, dtype=torch.bool)
+        for g, prompt in enumerate(prompts):
+            feats[g, : prompt.num_tokens] = prompt.features.cpu()
+            masks[g, : prompt.num_tokens] = prompt.mask.cpu()
+        tokens = self.text_input(feats.to(self.device)).repeat_interleave(n, dim=0)
+        masks = masks.to(self.device).repeat_interleave(n, dim=0)
+        fused, tokens = self.fusion(features, tokens, masks, cache=cache)
+        maps = [positive_map(p.spans, length).to(self.device) for p in prompts]
+        return fused, TextContext(
+            tokens=tokens, mask=masks, phrase_map=[m for m in maps for _ in range(n)]
+        )
 
     # ------------------------------------------------------------------ forward
     def forward(self, batched_inputs: list[dict]):
@@ -441,13 +491,19 @@ class GroundingRCNN(GeneralizedRCNN):
         per_chunk: list[list[Instances]] = []
         offset = 0
         cache: dict = {}
+        prompts = self.vocabulary_prompts()
+        n = len(batched_inputs)
         with self._reuse_unfused_rpn_levels(features):
-            for prompt in self.vocabulary_prompts():
-                results = self._detect(images, features, prompt, cache)
-                for r in results:
-                    r.pred_classes = r.pred_classes + offset
-                per_chunk.append(results)
-                offset += len(prompt.phrases)
+            step = self.chunk_batch
+            for start in range(0, len(prompts), step):
+                group = prompts[start : start + step]
+                results = self._detect_prompts(images, features, group, cache)
+                for g, prompt in enumerate(group):
+                    chunk = results[g * n : (g + 1) * n]
+                    for r in chunk:
+                        r.pred_classes = r.pred_classes + offset
+                    per_chunk.append(chunk)
+                    offset += len(prompt.phrases)
         results = [
             merge_detections(
                 [chunk[i] for chunk in per_chunk],
@@ -463,9 +519,28 @@ class GroundingRCNN(GeneralizedRCNN):
     def _detect(
         self, images, features, prompt: TokenizedPrompt, cache: dict | None = None
     ) -> list[Instances]:
-        fused, text = self.fuse(features, prompt, cache=cache)
-        proposals, _ = self.proposal_generator(images, fused, None)
-        results, _ = self.roi_heads(images, fused, proposals, None, text=text)
+        """Detections of one prompt on N images."""
+        return self._detect_prompts(images, features, [prompt], cache)
+
+    def _detect_prompts(
+        self, images, features, prompts: Sequence[TokenizedPrompt], cache: dict | None = None
+    ) -> list[Instances]:
+        """Detections of G prompts on N images in one pass (prompt-major: ``g * N + n``)."""
+        fused, text = self.fuse_prompts(features, prompts, cache=cache)
+        n, repeats = len(images), len(prompts)
+        tiled = {
+            name: f if f.shape[0] == n * repeats else f.repeat(repeats, 1, 1, 1)
+            for name, f in fused.items()
+        }
+        if repeats == 1 or all(f.shape[0] == n for f in fused.values()):
+            # one prompt, or nothing fused (K = 0): one RPN pass serves every prompt
+            proposals, _ = self.proposal_generator(images, fused, None)
+            proposals = proposals * repeats
+        else:  # levels not fused have batch N: the RPN reuse repeats their outputs, else tile
+            rpn_in = fused if self._rpn_reuse_active else tiled
+            sizes = ImageList(images.tensor, list(images.image_sizes) * repeats)
+            proposals, _ = self.proposal_generator(sizes, rpn_in, None)
+        results, _ = self.roi_heads(images, tiled, proposals, None, text=text)
         return results
 
     @contextlib.contextmanager
@@ -483,6 +558,7 @@ class GroundingRCNN(GeneralizedRCNN):
         if type(head) is not StandardRPNHead:
             yield
             return
+        self._rpn_reuse_active = True
         compute = head.forward
         shared = list(features.values())
         done: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
@@ -496,13 +572,20 @@ class GroundingRCNN(GeneralizedRCNN):
             done.extend(
                 d for d, old in zip(out, found) if old is None and any(d[0] is f for f in shared)
             )
-            return [d[1] for d in out], [d[2] for d in out]
+            # several prompts at once: the unfused levels (batch N) serve each prompt's rows
+            batch = max(f.shape[0] for f in levels)
+
+            def tile(t: torch.Tensor) -> torch.Tensor:
+                return t if t.shape[0] == batch else t.repeat(batch // t.shape[0], 1, 1, 1)
+
+            return [tile(d[1]) for d in out], [tile(d[2]) for d in out]
 
         head.forward = forward
         try:
             yield
         finally:
             del head.forward
+            self._rpn_reuse_active = False
 
     def ground(
         self,

@@ -34,8 +34,10 @@ class TextContext:
 
     Attributes:
         tokens: (N, L, D) fused token features, one row per image of the batch.
-        mask: (L,) bool, True for real tokens.
-        phrase_map: (P, L) binary positive map of the prompt's phrases.
+        mask: (L,) bool, True for real tokens; or (N, L), one row per image, when the rows
+            hold different prompts (several prompt chunks at once, inference only).
+        phrase_map: (P, L) binary positive map of the prompt's phrases; or a list of N such
+            maps (P may differ), one per row of ``tokens``, with a 2-D ``mask``.
         class_rows: (C_train,) long, training only: the phrase of each training class in the
             prompt, -1 for a class not in it (its boxes then train as background).
         counts: regions per image, in the order the ROI heads concatenate them (set by
@@ -44,9 +46,25 @@ class TextContext:
 
     tokens: torch.Tensor
     mask: torch.Tensor
-    phrase_map: torch.Tensor
+    phrase_map: torch.Tensor | list[torch.Tensor]
     class_rows: torch.Tensor | None = None
     counts: list[int] | None = None
+
+    @property
+    def shared(self) -> bool:
+        """True when every image is scored against the same prompt."""
+        return isinstance(self.phrase_map, torch.Tensor)
+
+    def per_image(self, n: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """The (L,) mask and (P_i, L) phrase map of each of the ``n`` images."""
+        if self.shared:
+            return [(self.mask, self.phrase_map)] * n
+        if len(self.phrase_map) != n or self.mask.dim() != 2 or len(self.mask) != n:
+            raise RuntimeError(
+                f"TextContext: {len(self.phrase_map)} phrase maps and masks of shape "
+                f"{tuple(self.mask.shape)} for {n} images"
+            )
+        return list(zip(self.mask, self.phrase_map))
 
 
 class RegionWordOutputLayers(FastRCNNOutputLayers):
@@ -283,6 +301,11 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         "loss_box_reg"}``."""
         logits, deltas = predictions
         text = self._context()
+        if not text.shared:
+            raise RuntimeError(
+                "RegionWordOutputLayers.losses: training scores a batch against one prompt; "
+                "this context holds one prompt per image (an inference batch of chunks)"
+            )
         device = logits.device
         gt_classes = (
             cat([p.gt_classes for p in proposals], dim=0)
@@ -341,11 +364,14 @@ class RegionWordOutputLayers(FastRCNNOutputLayers):
         """Per image (Ri, P + 1) phrase scores, a zero background column last."""
         logits, _ = predictions
         text = self._context()
-        phrase_map = text.phrase_map.to(logits)
-        if self.cls_loss == "softmax":  # the probability mass on each phrase's readout tokens
-            probs = self._softmax_probs(logits, text.mask.to(logits.device))[:, :-1]
-            scores = probs @ self.readout_map(phrase_map).T
-        else:
-            scores = aggregate_phrase_scores(logits.sigmoid(), phrase_map, self.aggregation)
-        scores = torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1)
-        return scores.split([len(p) for p in proposals], dim=0)
+        out = []
+        parts = logits.split([len(p) for p in proposals], dim=0)
+        for part, (mask, phrase_map) in zip(parts, text.per_image(len(proposals))):
+            phrase_map = phrase_map.to(part)
+            if self.cls_loss == "softmax":  # the probability mass on each phrase's readout tokens
+                probs = self._softmax_probs(part, mask.to(part.device))[:, :-1]
+                scores = probs @ self.readout_map(phrase_map).T
+            else:
+                scores = aggregate_phrase_scores(part.sigmoid(), phrase_map, self.aggregation)
+            out.append(torch.cat([scores, scores.new_zeros(scores.shape[0], 1)], dim=1))
+        return out
