@@ -123,6 +123,8 @@ def chunk_profile(model, height: int, width: int) -> dict:
     same reuse as ``GroundingRCNN.inference``)."""
     import dataclasses
 
+    from ovdet.methods.grounding.chunks import reuse_unfused_rpn_levels
+
     gen = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, height, width), generator=gen).float().to(model.device)
     images = model.preprocess_image([{"image": image, "height": height, "width": width}])
@@ -138,7 +140,7 @@ def chunk_profile(model, height: int, width: int) -> dict:
     features, backbone_ms = timed(lambda: model.backbone(images.tensor))
     cache: dict = {}
     chunks = []
-    with model._reuse_unfused_rpn_levels(features):
+    with reuse_unfused_rpn_levels(model.proposal_generator.rpn_head, features):
         for prompt in model.vocabulary_prompts():
             (fused, text), fusion_ms = timed(lambda p=prompt: model.fuse(features, p, cache=cache))
             (proposals, _), rpn_ms = timed(

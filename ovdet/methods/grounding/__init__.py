@@ -4,8 +4,9 @@ The detector (docs/methods.md#grounding-r-cnn, docs/grounding.md): detectron2's 
 FPN features and prompt tokens are fused by K bidirectional cross-attention layers before the
 RPN (:mod:`.fusion`), whose class logits are region-token alignment scores trained with a
 focal loss on positive maps (:mod:`.region_word`, :mod:`.prompts`), and whose vocabulary of
-any size is split into prompts that share one backbone pass (:mod:`.meta_arch`). Token text
-encoders live in ``ovdet.text`` (``HFTokenEncoder``, ``OpenCLIPTokenEncoder``).
+any size is split into prompts that share one backbone pass and run in batches of chunks
+(:mod:`.meta_arch`, :mod:`.chunks`). Token text encoders live in ``ovdet.text``
+(``HFTokenEncoder``, ``OpenCLIPTokenEncoder``).
 
 Registered methods: ``grounding`` (K = 2 fusion layers), ``grounding_nofusion`` (K = 0,
 the ablation), ``grounding_eot`` (K = 2, each class read from its end-of-text token),
@@ -16,6 +17,7 @@ rule read from the tokens, K = 2 / K = 0: the head ablations that separate the f
 head).
 """
 
+from ovdet.methods.grounding.chunks import merge_detections
 from ovdet.methods.grounding.config import (
     count_names,
     grounding_model,
@@ -23,7 +25,7 @@ from ovdet.methods.grounding.config import (
     teacher_token_encoder,
 )
 from ovdet.methods.grounding.fusion import BiAttentionLayer, FeatureTextFusion
-from ovdet.methods.grounding.meta_arch import GroundingRCNN, merge_detections
+from ovdet.methods.grounding.meta_arch import GroundingRCNN
 from ovdet.methods.grounding.prompts import (
     aggregate_phrase_scores,
     last_tokens,

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
-from detectron2.layers import batched_nms
 from detectron2.modeling.meta_arch import META_ARCH_REGISTRY, GeneralizedRCNN
-from detectron2.modeling.proposal_generator.rpn import StandardRPNHead
 from detectron2.structures import ImageList, Instances
 from torch import nn
 
+from ovdet.methods.grounding.chunks import merge_detections, pad_prompts, reuse_unfused_rpn_levels
 from ovdet.methods.grounding.fusion import FeatureTextFusion
 from ovdet.methods.grounding.prompts import positive_map, split_into_prompts
 from ovdet.methods.grounding.region_word import TextContext
@@ -22,17 +20,6 @@ from ovdet.text.vocabulary import validate_names
 from ovdet.utils.errors import InputError
 
 __all__ = ["GroundingRCNN", "merge_detections"]
-
-
-def merge_detections(parts: list[Instances], nms_thresh: float, topk: int) -> Instances:
-    """One image's detections from several prompt chunks: per-class NMS over the union, then
-    the ``topk`` highest scores (a single part is returned unchanged)."""
-    if len(parts) == 1:
-        return parts[0]
-    merged = Instances.cat(parts)
-    keep = batched_nms(merged.pred_boxes.tensor, merged.scores, merged.pred_classes, nms_thresh)
-    keep = keep[merged.scores[keep].argsort(descending=True, stable=True)][:topk]
-    return merged[keep]
 
 
 @META_ARCH_REGISTRY.register()
@@ -159,7 +146,6 @@ class GroundingRCNN(GeneralizedRCNN):
         if test_chunk_batch is not None and int(test_chunk_batch) < 1:
             raise ValueError(f"GroundingRCNN: test_chunk_batch must be >= 1: {test_chunk_batch}")
         self.test_chunk_batch = None if test_chunk_batch is None else int(test_chunk_batch)
-        self._rpn_reuse_active = False
         self.text_input = nn.Linear(int(token_encoder.dim), int(text_dim))
         # orthogonal: the frozen encoder's geometry (which novel names rely on) is kept at init
         nn.init.orthogonal_(self.text_input.weight)
@@ -345,13 +331,8 @@ class GroundingRCNN(GeneralizedRCNN):
             maps (one per row).
         """
         n = next(iter(features.values())).shape[0]
-        length = max(p.num_tokens for p in prompts)
-        dim = prompts[0].features.shape[1]
-        feats = torch.zeros(len(prompts), length, dim)
-        masks = torch.zeros(len(prompts), length, dtype=torch.bool)
-        for g, prompt in enumerate(prompts):
-            feats[g, : prompt.num_tokens] = prompt.features.cpu()
-            masks[g, : prompt.num_tokens] = prompt.mask.cpu()
+        feats, masks = pad_prompts(prompts)
+        length = feats.shape[1]
         tokens = self.text_input(feats.to(self.device)).repeat_interleave(n, dim=0)
         masks = masks.to(self.device).repeat_interleave(n, dim=0)
         fused, tokens = self.fusion(features, tokens, masks, cache=cache)
@@ -493,11 +474,11 @@ class GroundingRCNN(GeneralizedRCNN):
         cache: dict = {}
         prompts = self.vocabulary_prompts()
         n = len(batched_inputs)
-        with self._reuse_unfused_rpn_levels(features):
+        with reuse_unfused_rpn_levels(self.proposal_generator.rpn_head, features) as reused:
             step = self.chunk_batch
             for start in range(0, len(prompts), step):
                 group = prompts[start : start + step]
-                results = self._detect_prompts(images, features, group, cache)
+                results = self._detect_prompts(images, features, group, cache, reused)
                 for g, prompt in enumerate(group):
                     chunk = results[g * n : (g + 1) * n]
                     for r in chunk:
@@ -523,9 +504,16 @@ class GroundingRCNN(GeneralizedRCNN):
         return self._detect_prompts(images, features, [prompt], cache)
 
     def _detect_prompts(
-        self, images, features, prompts: Sequence[TokenizedPrompt], cache: dict | None = None
+        self,
+        images,
+        features,
+        prompts: Sequence[TokenizedPrompt],
+        cache: dict | None = None,
+        rpn_reuse: bool = False,
     ) -> list[Instances]:
-        """Detections of G prompts on N images in one pass (prompt-major: ``g * N + n``)."""
+        """Detections of G prompts on N images in one pass (prompt-major: ``g * N + n``);
+        ``rpn_reuse``: inside :func:`reuse_unfused_rpn_levels` (the RPN head then takes levels
+        of batch N beside fused ones of batch G * N)."""
         fused, text = self.fuse_prompts(features, prompts, cache=cache)
         n, repeats = len(images), len(prompts)
         tiled = {
@@ -537,55 +525,11 @@ class GroundingRCNN(GeneralizedRCNN):
             proposals, _ = self.proposal_generator(images, fused, None)
             proposals = proposals * repeats
         else:  # levels not fused have batch N: the RPN reuse repeats their outputs, else tile
-            rpn_in = fused if self._rpn_reuse_active else tiled
+            rpn_in = fused if rpn_reuse else tiled
             sizes = ImageList(images.tensor, list(images.image_sizes) * repeats)
             proposals, _ = self.proposal_generator(sizes, rpn_in, None)
         results, _ = self.roi_heads(images, tiled, proposals, None, text=text)
         return results
-
-    @contextlib.contextmanager
-    def _reuse_unfused_rpn_levels(self, features: dict[str, torch.Tensor]) -> Iterator[None]:
-        """Inside the block, the RPN head computes each level of the backbone's ``features``
-        that reaches it unfused (the same tensor object) once: levels outside
-        ``fusion_in_features`` (all of them with K = 0) give every prompt chunk the same
-        objectness and deltas. Only those levels are remembered (fused maps are not kept alive
-        across chunks).
-
-        Only for detectron2's ``StandardRPNHead``, whose levels are independent (one shared
-        conv applied per level), so computing a subset of levels is exact; other heads run as
-        usual."""
-        head = self.proposal_generator.rpn_head
-        if type(head) is not StandardRPNHead:
-            yield
-            return
-        self._rpn_reuse_active = True
-        compute = head.forward
-        shared = list(features.values())
-        done: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
-
-        def forward(levels: list[torch.Tensor]):
-            found = [next((d for d in done if d[0] is f), None) for f in levels]
-            todo = [f for f, d in zip(levels, found) if d is None]
-            objectness, deltas = compute(todo) if todo else ([], [])
-            fresh = iter(zip(todo, objectness, deltas))
-            out = [d if d is not None else next(fresh) for d in found]
-            done.extend(
-                d for d, old in zip(out, found) if old is None and any(d[0] is f for f in shared)
-            )
-            # several prompts at once: the unfused levels (batch N) serve each prompt's rows
-            batch = max(f.shape[0] for f in levels)
-
-            def tile(t: torch.Tensor) -> torch.Tensor:
-                return t if t.shape[0] == batch else t.repeat(batch // t.shape[0], 1, 1, 1)
-
-            return [tile(d[1]) for d in out], [tile(d[2]) for d in out]
-
-        head.forward = forward
-        try:
-            yield
-        finally:
-            del head.forward
-            self._rpn_reuse_active = False
 
     def ground(
         self,
