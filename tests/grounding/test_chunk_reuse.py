@@ -158,3 +158,24 @@ def test_training_refuses_a_context_of_several_prompts(build_grounding, clip_enc
     text.counts = [0, 0]
     with pred.use_text(text), pytest.raises(RuntimeError, match="one prompt"):
         pred.losses((torch.zeros(0, text.mask.shape[1]), torch.zeros(0, 4)), [])
+
+
+def test_chunk_batch_default_and_bad_values(build_grounding, clip_encoder):
+    model = build_grounding(clip_encoder, NAMES[:3], fusion_layers=1)
+    assert model.test_chunk_batch is None and model.chunk_batch == 1  # CPU: one at a time
+    model.test_chunk_batch = 3
+    assert model.chunk_batch == 3
+    with pytest.raises(ValueError, match="test_chunk_batch"):
+        build_grounding(clip_encoder, NAMES[:3], fusion_layers=1, test_chunk_batch=0)
+
+
+def test_fusion_refuses_token_rows_that_do_not_tile_the_images():
+    fusion = FeatureTextFusion(
+        in_features=["p2", "p3"], image_dim=8, text_dim=6, num_layers=1, embed_dim=8,
+        num_heads=2, ffn_dim=0,
+    )  # fmt: skip
+    features = _features()  # 2 images
+    with pytest.raises(ValueError, match="3 token rows for 2 images"):
+        fusion(features, torch.randn(3, 4, 6), torch.ones(3, 4, dtype=torch.bool))
+    fused, text = fusion(features, torch.randn(4, 4, 6), torch.ones(4, 4, dtype=torch.bool))
+    assert text.shape[0] == 4 and fused["p2"].shape[0] == 4 and fused["p3"].shape[0] == 4
