@@ -87,10 +87,13 @@ def test_unfused_rpn_levels_are_computed_once_per_image_batch(
     head = model.proposal_generator.rpn_head
     shapes: list[tuple[int, ...]] = []
     hook = head.conv.register_forward_hook(lambda m, i, o: shapes.append(tuple(i[0].shape)))
+    roi_calls: list[int] = []
+    roi_hook = model.roi_heads.register_forward_hook(lambda m, i, o: roi_calls.append(len(o[0])))
     images = _images()
     with torch.no_grad():
         chunked = model.inference(images, do_postprocess=False)
         rpn_calls = list(shapes)
+        roi_hook.remove()
         pre = model.preprocess_image(images)
         features = model.backbone(pre.tensor)
         per_prompt = [model._detect(pre, features, p) for p in prompts]  # nothing reused
@@ -100,6 +103,11 @@ def test_unfused_rpn_levels_are_computed_once_per_image_batch(
     fused = 0 if fusion_layers == 0 else 3
     groups = -(-len(prompts) // chunk_batch)
     assert len(rpn_calls) == levels + (groups - 1) * fused
+    # one ROI-head pass per group, over every (chunk, image) row of it
+    assert roi_calls == [
+        len(images) * min(chunk_batch, len(prompts) - s)
+        for s in range(0, len(prompts), chunk_batch)
+    ]
     offset = 0
     expected = []
     for p, results in zip(prompts, per_prompt):
@@ -138,8 +146,13 @@ def test_chunks_in_one_batch_equal_chunks_one_at_a_time_for_every_readout(
         ).eval()  # fmt: skip
         prompts = model.vocabulary_prompts()
         assert len({p.num_tokens for p in prompts}) > 1 and len(prompts) > 4
+        rows: list[int] = []  # token rows per fusion call: chunks of the pass x images
+        hook = model.fusion.register_forward_hook(lambda m, i, o, r=rows: r.append(o[1].shape[0]))
         with torch.no_grad():
             out[chunk_batch] = model.inference(_images(), do_postprocess=False)
+        hook.remove()
+        sizes = [min(chunk_batch, len(prompts) - s) for s in range(0, len(prompts), chunk_batch)]
+        assert rows == [2 * g for g in sizes]  # the chunks really ran chunk_batch at a time
     for a, b in zip(out[1], out[4]):
         assert len(a) > 0 and torch.equal(a.pred_classes, b.pred_classes)
         torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor)
