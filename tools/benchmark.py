@@ -179,6 +179,12 @@ def main(argv: list[str] | None = None) -> int:
         help="with --grounding: comma-separated test_chunk_batch values to time (default: the "
         "model's own)",
     )
+    p.add_argument(
+        "--fusion-attention",
+        default="fused",
+        help="with --grounding: comma-separated fusion attention modes to time side by side "
+        "(fused, explicit; the targets use the first)",
+    )
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -92,6 +92,22 @@ def grounding_model(ov_cfg, vanilla, encoder, device, settings: dict):
     return model
 
 
+def set_fusion_attention(model, mode: str) -> None:
+    """Set every fusion layer's attention mode (``BiAttentionLayer.attention``)."""
+    from ovdet.methods.grounding.fusion import ATTENTION_MODES
+
+    if mode not in ATTENTION_MODES:
+        raise SystemExit(f"--fusion-attention: {mode!r} is not one of {ATTENTION_MODES}")
+    for layer in model.fusion.layers:
+        layer.attention = mode
+
+
+def fusion_attention(model) -> str | None:
+    """The fusion layers' attention mode (None: no fusion)."""
+    layers = model.fusion.layers
+    return layers[0].attention if len(layers) else None
+
+
 @torch.no_grad()
 def time_dino(prompts: int, text_len: int, height: int, width: int, iters: int, device) -> float:
     """Milliseconds per image of Grounding DINO over ``prompts`` forward passes (median)."""
@@ -174,39 +190,51 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
     model = grounding_model(ov_cfg, vanilla, encoder, device, settings)
     default_chunk_batch = model.chunk_batch  # what the model runs with on this device
     chunk_batches = [int(c) for c in args.chunk_batches.split(",") if c] or [default_chunk_batch]
+    modes = [m for m in args.fusion_attention.split(",") if m]
     rows, chunks = [], {}
-    for batch in batch_sizes:
-        for size in vocab_sizes:
-            model.set_vocabulary(vocabulary(size))
-            chunks[str(size)] = len(model.vocabulary_prompts())  # encoded once, cached
-            timed = set()
-            for chunk_batch in chunk_batches:
-                effective = min(chunk_batch, chunks[str(size)])
-                if effective in timed:
-                    continue  # e.g. one prompt: every chunk batch is the same pass
-                timed.add(effective)
-                model.test_chunk_batch = chunk_batch
-                ms = time_model(
-                    model, batch, args.height, args.width, args.iters, args.warmup, device
-                )
-                rows.append(
-                    {
-                        "model": "grounding_rcnn_R50_FPN",
-                        "classes": size,
-                        "batch": batch,
-                        "prompts": chunks[str(size)],
-                        "chunk_batch": effective,
-                        "ms_per_image": round(ms, 2),
-                    }
-                )
-                if not args.json:
-                    print(rows[-1], flush=True)
+    for mode in modes:
+        set_fusion_attention(model, mode)
+        resolved = fusion_attention(model)
+        for batch in batch_sizes:
+            for size in vocab_sizes:
+                model.set_vocabulary(vocabulary(size))
+                chunks[str(size)] = len(model.vocabulary_prompts())  # encoded once, cached
+                timed = set()
+                for chunk_batch in chunk_batches:
+                    effective = min(chunk_batch, chunks[str(size)])
+                    if effective in timed:
+                        continue  # e.g. one prompt: every chunk batch is the same pass
+                    timed.add(effective)
+                    model.test_chunk_batch = chunk_batch
+                    ms = time_model(
+                        model, batch, args.height, args.width, args.iters, args.warmup, device
+                    )
+                    rows.append(
+                        {
+                            "model": "grounding_rcnn_R50_FPN",
+                            "classes": size,
+                            "batch": batch,
+                            "prompts": chunks[str(size)],
+                            "chunk_batch": effective,
+                            "fusion_attention": resolved,
+                            "ms_per_image": round(ms, 2),
+                        }
+                    )
+                    if not args.json:
+                        print(rows[-1], flush=True)
+    set_fusion_attention(model, modes[0])
+    target_attention = fusion_attention(model)
     model.test_chunk_batch = None
-    profile = {}
-    if args.profile_chunks:  # each chunk on its own
-        for size in vocab_sizes:
-            model.set_vocabulary(vocabulary(size))
-            profile[str(size)] = chunk_profile(model, args.height, args.width)
+    profiles = {}
+    if args.profile_chunks:  # each chunk on its own, for every attention mode timed
+        for mode in modes:
+            set_fusion_attention(model, mode)
+            key = "grounding_chunk_profile" + ("" if mode == modes[0] else f"_{mode}")
+            profiles[key] = {}
+            for size in vocab_sizes:
+                model.set_vocabulary(vocabulary(size))
+                profiles[key][str(size)] = chunk_profile(model, args.height, args.width)
+        set_fusion_attention(model, modes[0])
     glip_chunk = split_into_prompts(vocabulary(1203), encoder, max_phrases=40)[0]
     text_len = args.dino_text_len or int(encoder.encode_prompt(glip_chunk).num_tokens)
     for prompts in [int(p) for p in args.dino_prompts.split(",") if p]:
@@ -230,6 +258,7 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
             if size not in chunks:
                 return None
             match.setdefault("chunk_batch", min(default_chunk_batch, chunks[size]))
+            match.setdefault("fusion_attention", target_attention)
         for r in rows:
             if r["model"].startswith(model_name) and all(r.get(k) == v for k, v in match.items()):
                 return r["ms_per_image"]
@@ -253,11 +282,12 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
             "settings": {"from": GROUNDING_CONFIG, **settings},
             "prompts_per_vocabulary": chunks,
             "default_chunk_batch": default_chunk_batch,
+            "fusion_attention_targets": target_attention,
             "dino_text_tokens": text_len,
             "dino_text_tokens_note": "tokens of the first 40-name LVIS prompt (GLIP's chunk)",
         },
         "grounding_ratios": ratios,
-        **({"grounding_chunk_profile": profile} if profile else {}),
+        **profiles,
         "grounding_targets": "grounding 80 <= 1.5x OVRCNN 80; grounding 1203 <= 4x own 80; "
         "Grounding DINO 31 prompts >= 5x slower than grounding 1203",
     }

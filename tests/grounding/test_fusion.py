@@ -110,3 +110,45 @@ def test_fusion_over_levels_keeps_shapes_and_k0_is_identity():
     assert out0 is feats and torch.equal(tokens0[1], text[0])
     with pytest.raises(ValueError, match="divisible"):
         BiAttentionLayer(8, 12, embed_dim=10, num_heads=4)
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_fused_attention_equals_the_explicit_logit_matrix(padded):
+    """The fused kernels (GPU default) give the explicit path's numbers, padding included,
+    and train the same way (gradients of both sides and of every projection)."""
+    explicit = _layer(heads=2, scale=0.5, ffn=8)
+    fused = _layer(heads=2, scale=0.5, ffn=8)
+    fused.attention = "fused"
+    explicit.attention = "explicit"
+    g = torch.Generator().manual_seed(4)
+    image = torch.randn(3, 9, 6, generator=g, dtype=torch.float64)
+    text = torch.randn(3, 5, 5, generator=g, dtype=torch.float64)
+    mask = torch.ones(3, 5, dtype=torch.bool)
+    if padded:
+        mask[0, 3:] = False
+        mask[2, 1:] = False
+        text[~mask] = 1e3  # padding values must not leak into the real rows
+    outs, grads = [], []
+    for layer in (explicit, fused):
+        img, txt = image.clone().requires_grad_(), text.clone().requires_grad_()
+        new_image, new_text = layer(img, txt, mask)
+        (new_image.square().sum() + new_text[mask].square().sum()).backward()
+        outs.append((new_image.detach(), new_text.detach()[mask]))
+        grads.append(
+            [img.grad, txt.grad[mask]] + [p.grad for p in layer.parameters() if p.grad is not None]
+        )
+        layer.zero_grad()
+    torch.testing.assert_close(outs[1], outs[0])
+    assert len(grads[0]) == len(grads[1]) > 2
+    for a, b in zip(grads[0], grads[1]):
+        torch.testing.assert_close(b, a)
+
+
+def test_attention_mode_default_and_refusal():
+    assert BiAttentionLayer(6, 5, embed_dim=4, num_heads=2).attention == "fused"
+    fusion = FeatureTextFusion(
+        in_features=["p2"], image_dim=6, text_dim=5, num_layers=2, attention="explicit"
+    )
+    assert all(layer.attention == "explicit" for layer in fusion.layers)
+    with pytest.raises(ValueError, match="attention must be one of"):
+        BiAttentionLayer(6, 5, embed_dim=4, num_heads=2, attention="flash")

@@ -23,6 +23,7 @@ _OWN = (
     "fusion_heads",
     "fusion_ffn_dim",
     "fusion_layer_scale",
+    "fusion_attention",
     "max_train_phrases",
     "train_negatives",
     "max_test_phrases",

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["BiAttentionLayer", "FeatureTextFusion", "LOGIT_CLAMP"]
+__all__ = ["ATTENTION_MODES", "BiAttentionLayer", "FeatureTextFusion", "LOGIT_CLAMP"]
 
 LOGIT_CLAMP = 50000.0  # GLIP / Grounding DINO: keeps fp16 logits finite
+ATTENTION_MODES = ("fused", "explicit")
 
 
 class BiAttentionLayer(nn.Module):
@@ -33,7 +35,22 @@ class BiAttentionLayer(nn.Module):
         P <- P + g_f * FFN(LN(P))                                 the text layer
 
     ``g_*`` are per-channel layer scales initialised small (GLIP: 1e-4), so an untrained
-    fusion starts as the identity. Logits are clamped to +-50000.
+    fusion starts as the identity. Logits are clamped to +-50000 (the explicit path below).
+
+    Two ways to compute the two attentions, the same numbers up to rounding:
+
+    - ``"fused"`` (default): each direction is one
+      :func:`torch.nn.functional.scaled_dot_product_attention` call (image -> tokens with the
+      padding mask, tokens -> image on the transposed product), which never stores A. Both
+      calls compute the same logits; the kernels normalise with the row maximum subtracted,
+      so the logits cannot overflow and the clamp (whose purpose is finite fp16 logits) is
+      not applied: the two modes differ only where ``|A| > 50000``.
+    - ``"explicit"``: the reference. A is built once (N, heads, HW, L), clamped, and
+      normalised along each axis. It holds N * heads * HW * L floats (at 800x1333 over P3-P6
+      with 256 tokens, 23 M per image and layer), read and written several times: slower
+      than the fused kernels (measured in docs/grounding.md, Speed). The OV-Shapes grounding
+      results recorded before the fused mode existed were trained with it; it reproduces
+      them exactly.
 
     Args:
         image_dim: channels C of the image features.
@@ -42,6 +59,7 @@ class BiAttentionLayer(nn.Module):
         num_heads: attention heads.
         layer_scale: initial value of the layer scales.
         ffn_dim: hidden width of the text FFN (0: none).
+        attention: ``"fused"`` or ``"explicit"`` (above).
     """
 
     def __init__(
@@ -53,8 +71,14 @@ class BiAttentionLayer(nn.Module):
         num_heads: int = 4,
         layer_scale: float = 1e-4,
         ffn_dim: int = 512,
+        attention: str = "fused",
     ) -> None:
         super().__init__()
+        if attention not in ATTENTION_MODES:
+            raise ValueError(
+                f"BiAttentionLayer: attention must be one of {ATTENTION_MODES}, got {attention!r}"
+            )
+        self.attention = attention
         if embed_dim % num_heads:
             raise ValueError(
                 f"BiAttentionLayer: embed_dim={embed_dim} is not divisible by num_heads={num_heads}"
@@ -107,9 +131,11 @@ class BiAttentionLayer(nn.Module):
         query, _ = self.project_image(image)
         return self._logits(query, text)
 
+    def _key(self, text: torch.Tensor) -> torch.Tensor:
+        return self._heads(self.key_text(self.norm_text(text)))
+
     def _logits(self, query: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        key = self._heads(self.key_text(self.norm_text(text)))
-        return (query @ key.transpose(-1, -2)).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
+        return (query @ self._key(text).transpose(-1, -2)).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
 
     def forward(
         self,
@@ -129,20 +155,29 @@ class BiAttentionLayer(nn.Module):
             the updated ``image`` (N, HW, C) and ``text`` (N, L, D).
         """
         query, value_image = image_proj if image_proj is not None else self.project_image(image)
-        logits = self._logits(query, text)  # (N, h, HW, L)
-        if bool(text_mask.all()):  # no padding: nothing to mask (a pass over HW x L saved)
-            to_tokens = logits.softmax(dim=-1)
-        else:
-            to_tokens = logits.masked_fill(~text_mask[:, None, None, :], float("-inf"))
-            to_tokens = to_tokens.softmax(dim=-1)
         value_text = self._heads(self.value_text(self.norm_text(text)))
-        image_update = self.out_image(self._merge(to_tokens @ value_text))
-        # The text side reads the same logits, normalised over image positions. Transposed
-        # first, so that the softmax runs over the last (contiguous) dimension: a softmax over
-        # dim -2 of (N, h, HW, L) reduces HW-long strided columns, only N*h*L of them, which
-        # leaves most of a GPU idle (measured: docs/grounding.md, Speed).
-        to_image = logits.transpose(-1, -2).softmax(dim=-1)  # (N, h, L, HW)
-        text_update = self.out_text(self._merge(to_image @ value_image))
+        padded = not bool(text_mask.all())  # no padding: nothing to mask
+        if self.attention == "fused":
+            key = self._key(text)
+            mask = text_mask[:, None, None, :] if padded else None
+            # the query already carries 1/sqrt(d_head): scale 1 in both calls
+            to_tokens = F.scaled_dot_product_attention(
+                query, key, value_text, attn_mask=mask, scale=1.0
+            )
+            to_image = F.scaled_dot_product_attention(key, query, value_image, scale=1.0)
+        else:
+            logits = self._logits(query, text)  # (N, h, HW, L)
+            weights = logits
+            if padded:
+                weights = logits.masked_fill(~text_mask[:, None, None, :], float("-inf"))
+            to_tokens = weights.softmax(dim=-1) @ value_text
+            # The text side reads the same logits, normalised over image positions.
+            # Transposed first, so that the softmax runs over the last (contiguous) dimension:
+            # a softmax over dim -2 of (N, h, HW, L) reduces HW-long strided columns, only
+            # N*h*L of them, which leaves most of a GPU idle (docs/grounding.md, Speed).
+            to_image = logits.transpose(-1, -2).softmax(dim=-1) @ value_image  # (N, h, L, d)
+        image_update = self.out_image(self._merge(to_tokens))
+        text_update = self.out_text(self._merge(to_image))
         image = image + self.gamma_image * image_update
         text = text + self.gamma_text * text_update
         if self.ffn is not None:
@@ -164,6 +199,7 @@ class FeatureTextFusion(nn.Module):
         num_layers: K.
         embed_dim, num_heads, ffn_dim: per layer (see :class:`BiAttentionLayer`).
         layer_scale: initial layer scale; default ``1e-4`` (GLIP).
+        attention: how each layer computes its attention (:class:`BiAttentionLayer`).
     """
 
     def __init__(
@@ -177,6 +213,7 @@ class FeatureTextFusion(nn.Module):
         num_heads: int = 4,
         ffn_dim: int = 512,
         layer_scale: float = 1e-4,
+        attention: str = "fused",
     ) -> None:
         super().__init__()
         if num_layers < 0:
@@ -190,6 +227,7 @@ class FeatureTextFusion(nn.Module):
                 num_heads=num_heads,
                 layer_scale=layer_scale,
                 ffn_dim=ffn_dim,
+                attention=attention,
             )
             for _ in range(num_layers)
         )

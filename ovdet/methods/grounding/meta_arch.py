@@ -66,6 +66,8 @@ class GroundingRCNN(GeneralizedRCNN):
         fusion_in_features: FPN levels fused (default: the RPN's).
         fusion_embed_dim, fusion_heads, fusion_ffn_dim, fusion_layer_scale: see
             :class:`~ovdet.methods.grounding.fusion.BiAttentionLayer`.
+        fusion_attention: ``"fused"`` (default: fused attention kernels) or ``"explicit"``
+            (the reference logit matrix; see ``BiAttentionLayer``).
         text_dim: token width inside the detector (the encoder's is projected to it).
         max_train_phrases: phrases per training prompt (GLIP: 85).
         train_negatives: training classes that may be sampled as negatives (default all;
@@ -100,6 +102,7 @@ class GroundingRCNN(GeneralizedRCNN):
         fusion_heads: int = 4,
         fusion_ffn_dim: int = 512,
         fusion_layer_scale: float = 1e-4,
+        fusion_attention: str = "fused",
         text_dim: int = 256,
         max_train_phrases: int = 85,
         train_negatives: Sequence[str] | None = None,
@@ -174,6 +177,7 @@ class GroundingRCNN(GeneralizedRCNN):
             num_heads=fusion_heads,
             ffn_dim=fusion_ffn_dim,
             layer_scale=fusion_layer_scale,
+            attention=fusion_attention,
         )
         if vocabulary_cache_size < 1:
             raise ValueError("GroundingRCNN: vocabulary_cache_size must be >= 1")
