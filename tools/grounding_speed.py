@@ -191,6 +191,8 @@ def time_grounding(args, ov_cfg, vanilla, batch_sizes, vocab_sizes, device, time
     default_chunk_batch = model.chunk_batch  # what the model runs with on this device
     chunk_batches = [int(c) for c in args.chunk_batches.split(",") if c] or [default_chunk_batch]
     modes = [m for m in args.fusion_attention.split(",") if m]
+    if not modes:
+        raise SystemExit("--fusion-attention: give at least one mode (fused, explicit)")
     rows, chunks = [], {}
     for mode in modes:
         set_fusion_attention(model, mode)
