@@ -113,7 +113,7 @@ def test_fusion_over_levels_keeps_shapes_and_k0_is_identity():
 
 
 @pytest.mark.parametrize("padded", [False, True])
-def test_fused_attention_equals_the_explicit_logit_matrix(padded):
+def test_fused_attention_equals_the_explicit_logit_matrix(padded, monkeypatch):
     """The fused kernels (GPU default) give the explicit path's numbers, padding included,
     and train the same way (gradients of both sides and of every projection)."""
     explicit = _layer(heads=2, scale=0.5, ffn=8)
@@ -128,6 +128,14 @@ def test_fused_attention_equals_the_explicit_logit_matrix(padded):
         mask[0, 3:] = False
         mask[2, 1:] = False
         text[~mask] = 1e3  # padding values must not leak into the real rows
+    calls = []
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("attn_mask") is not None)
+        return sdpa(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", counted)
     outs, grads = [], []
     for layer in (explicit, fused):
         img, txt = image.clone().requires_grad_(), text.clone().requires_grad_()
@@ -138,6 +146,9 @@ def test_fused_attention_equals_the_explicit_logit_matrix(padded):
             [img.grad, txt.grad[mask]] + [p.grad for p in layer.parameters() if p.grad is not None]
         )
         layer.zero_grad()
+    # the explicit layer never calls the kernel; the fused one once per direction, the padding
+    # mask on the image side only
+    assert calls == [padded, False]
     torch.testing.assert_close(outs[1], outs[0])
     assert len(grads[0]) == len(grads[1]) > 2
     for a, b in zip(grads[0], grads[1]):
