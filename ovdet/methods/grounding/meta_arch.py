@@ -19,7 +19,7 @@ from ovdet.text.token_encoder import PromptTooLongError, TokenEncoder, Tokenized
 from ovdet.text.vocabulary import validate_names
 from ovdet.utils.errors import InputError
 
-__all__ = ["GroundingRCNN", "merge_detections"]
+__all__ = ["GroundingRCNN"]
 
 
 @META_ARCH_REGISTRY.register()
