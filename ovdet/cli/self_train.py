@@ -2,7 +2,7 @@
 
     ovdet self-train --config-file configs/ov_shapes/vild_text_small.py \
         --weights runs/vild_text/model_final.pth --output runs/st --rounds 2 \
-        [--high 0.3] [--low 0.1] [--student teacher|scratch] [--max-iter 700] \
+        [--high 0.3] [--low 0.1] [--student teacher|scratch] [--max-iter 700] [--control] \
         ov_shapes.root=DATA ov_shapes.embeddings=DATA/class_embeddings.pt
 
 A killed run resumes with the same command. Files, rule and resume: :mod:`ovdet.self_train`
@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-per-image", type=int, default=100, help="pseudo boxes per image")
     p.add_argument("--batch-size", type=int, default=8, help="images per labelling call")
     p.add_argument("--device", default=None, help="auto | cpu | cuda")
+    p.add_argument(
+        "--control",
+        action="store_true",
+        help="also train each round's gold-only control: the teacher's config on the gold "
+        "boxes alone with the student's schedule, evaluated the same way",
+    )
     p.add_argument("--overwrite", action="store_true", help="start over in --output")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("overrides", nargs=argparse.REMAINDER, help="config overrides key=value")

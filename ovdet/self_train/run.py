@@ -17,7 +17,7 @@ from ovdet.utils.errors import InputError
 from ovdet.utils.io import file_sha256, write_json
 
 from .merge import MergeSettings, check_merge_settings, merge_pseudo_labels
-from .student import INITS, gold_dataset, student_config
+from .student import INITS, control_config, gold_dataset, student_config
 
 __all__ = ["run_self_train"]
 
@@ -114,6 +114,17 @@ def _metrics(test: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _train(train_and_evaluate, cfg, folder: Path) -> dict[str, Any]:
+    """Train and evaluate ``cfg`` (resuming from its checkpoints); its result record."""
+    run = train_and_evaluate(cfg, resume=True)
+    return {
+        **_metrics(run["test"]),
+        "iterations": run["iterations"],
+        "train_time_s": round(run["train_time_s"], 2),
+        "weights": str(folder / "model_final.pth"),
+    }
+
+
 def run_self_train(
     *,
     config: str | Path,
@@ -134,12 +145,19 @@ def run_self_train(
     device: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    control: bool = False,
 ) -> dict[str, Any]:
     """Self-train a detector for ``rounds`` rounds; see :mod:`ovdet.self_train`.
 
+    ``control=True`` also trains each round's gold-only control (:func:`control_config`: the
+    teacher's config on the gold boxes alone, the student's schedule, started from round
+    r - 1's control, round 1's from the teacher) and evaluates it the same way; adding it
+    to a finished run trains only the controls.
+
     Returns:
         ``{"output", "rounds": [{"round", "teacher", "labels": {...}, "merge": {...},
-        "metrics": {"AP50_base", "AP50_novel", ...}, "weights"}]}``.
+        "metrics": {"AP50_base", "AP50_novel", ...}, "weights"[, "control": {"metrics",
+        "weights"}]}]}``.
 
     Raises:
         InputError, FileNotFoundError: a bad option, file or config, named, before any work.
@@ -157,6 +175,12 @@ def run_self_train(
         )
     if init not in INITS:
         raise InputError(f"--student must be one of {INITS}, got {init!r}")
+    if control and init != "teacher":
+        raise InputError(
+            "--control trains the teacher on the gold boxes for the student's iterations, the "
+            "counterpart of a student started from the teacher; with --student scratch the "
+            "counterpart is the config's own training on gold (the teacher itself)"
+        )
     if max_iter is not None and (not isinstance(max_iter, int) or max_iter < 1):
         raise InputError(f"--max-iter must be an integer >= 1, got {max_iter!r}")
     merge_settings = check_merge_settings(MergeSettings(high, low, gold_iou, nms_iou))
@@ -254,15 +278,27 @@ def run_self_train(
                 student.train.device = device
             if progress:
                 print(f"ovdet self-train: round {r}: training the student", file=sys.stderr)
-            run = train_and_evaluate(student, resume=True)
-            result = {
-                **_metrics(run["test"]),
-                "iterations": run["iterations"],
-                "train_time_s": round(run["train_time_s"], 2),
-                "weights": str(folder / "model" / "model_final.pth"),
-            }
+            result = _train(train_and_evaluate, student, folder / "model")
             write_json(folder / "result.json", result, indent=2, durable=True)
             record(r, "train", result)
+        # the gold-only control: the same schedule without the pseudo boxes
+        if control and "control" not in done:
+            start = weights if r == 1 else manifest["rounds"][str(r - 1)]["control"]["weights"]
+            gold_only = control_config(
+                cfg,
+                output_dir=str(folder / "control"),
+                init_weights=str(start),
+                max_iter=max_iter,
+                seed=seed,
+            )
+            if device:
+                gold_only.train.device = device
+            if progress:
+                print(f"ovdet self-train: round {r}: training the gold-only control",
+                      file=sys.stderr)  # fmt: skip
+            result = _train(train_and_evaluate, gold_only, folder / "control")
+            write_json(folder / "control" / "result.json", result, indent=2, durable=True)
+            record(r, "control", result)
         entry = manifest["rounds"][str(r)]
         summary.append(
             {
@@ -276,6 +312,13 @@ def run_self_train(
                 "weights": entry["train"]["weights"],
             }
         )
+        if "control" in entry:
+            summary[-1]["control"] = {
+                "metrics": {
+                    k: v for k, v in entry["control"].items() if k.startswith(("AP", "segm"))
+                },
+                "weights": entry["control"]["weights"],
+            }
         teacher_weights = Path(entry["train"]["weights"])
     write_json(out / "summary.json", {"output": str(out), "rounds": summary}, indent=2)
     return {"output": str(out), "rounds": summary}

@@ -11,6 +11,9 @@ and evaluator stay as they are):
   text embeddings like gold ones;
 * ``train.init_checkpoint``: the teacher's weights (``init="teacher"``) or the config's own
   (``"scratch"``); ``train.output_dir``, ``train.max_iter``, ``train.seed`` as given.
+
+:func:`control_config` is the student's gold-only control: the same schedule and start,
+none of the changes above.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from ovdet.utils.errors import InputError
 
-__all__ = ["INITS", "gold_dataset", "student_config"]
+__all__ = ["INITS", "control_config", "gold_dataset", "student_config"]
 
 # where the student's weights start
 INITS = ("teacher", "scratch")
@@ -121,14 +124,38 @@ def student_config(
             "ovdet.data.OVDatasetMapper (or a subclass) as dataloader.train.mapper"
         )
     mapper.crowd_as_ignore = True
-    if init == "teacher":
-        student.train.init_checkpoint = str(teacher_weights)
-        student.train.pop("init_partial", None)
-    student.train.output_dir = str(output_dir)
+    start = str(teacher_weights) if init == "teacher" else None
+    return _schedule(student, output_dir, start, max_iter, seed)
+
+
+def control_config(
+    cfg,
+    *,
+    output_dir: str,
+    init_weights: str,
+    max_iter: int | None = None,
+    seed: int | None = None,
+):
+    """A copy of ``cfg`` that trains the **gold-only control** of a student.
+
+    The teacher's own config, data and classifier (gold boxes, training vocabulary as
+    configured), started from ``init_weights`` and trained with the student's schedule
+    (``max_iter``, checkpoint period, ``seed``). A student that beats its control owes the
+    difference to the pseudo boxes, not to the extra iterations.
+    """
+    return _schedule(copy.deepcopy(cfg), output_dir, str(init_weights), max_iter, seed)
+
+
+def _schedule(cfg, output_dir: str, init_weights: str | None, max_iter, seed):
+    """Set the start weights (None: the config's), output folder, iterations and seed."""
+    if init_weights is not None:
+        cfg.train.init_checkpoint = init_weights
+        cfg.train.pop("init_partial", None)
+    cfg.train.output_dir = str(output_dir)
     if max_iter is not None:
-        student.train.max_iter = int(max_iter)
-        period = int(student.train.checkpointer.get("period", max_iter))
-        student.train.checkpointer.period = max(1, min(period, int(max_iter)))
+        cfg.train.max_iter = int(max_iter)
+        period = int(cfg.train.checkpointer.get("period", max_iter))
+        cfg.train.checkpointer.period = max(1, min(period, int(max_iter)))
     if seed is not None:
-        student.train.seed = int(seed)
-    return student
+        cfg.train.seed = int(seed)
+    return cfg

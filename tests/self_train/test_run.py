@@ -171,3 +171,59 @@ def test_student_config_of_ensembles_trains_every_class(world, tmp_path, name):
     model = instantiate(student.model)
     model.train()
     assert model.roi_heads.box_predictor.classifier.num_classes == len(world["names"])
+
+
+def test_control_trains_gold_only_with_the_students_schedule(world, tmp_path, monkeypatch):
+    import ovdet.engine.train as train_mod
+    import ovdet.pseudo_label as pl
+
+    out = tmp_path / "st"
+    first = _run(world, out)  # a finished run without the control
+    assert "control" not in first["rounds"][0]
+
+    real = train_mod.train_and_evaluate
+    seen = []
+
+    def spy(cfg, resume=False):
+        seen.append(cfg)
+        return real(cfg, resume=resume)
+
+    def no_labels(**kw):
+        raise AssertionError("the finished round was labelled again")
+
+    monkeypatch.setattr(train_mod, "train_and_evaluate", spy)
+    monkeypatch.setattr(pl, "run_pseudo_label", no_labels)
+    result = _run(world, out, control=True)  # adds the control only
+    assert len(seen) == 1
+    ctl = seen[0]
+    # the teacher's own data and classifier, the student's start, schedule and seed
+    from ovdet.self_train import gold_dataset
+
+    assert gold_dataset(ctl)[0] == "st_test_train_base"
+    assert not ctl.dataloader.train.mapper.get("crowd_as_ignore", False)
+    emb = ctl.model.roi_heads.box_predictor.classifier
+    assert emb.train_embeddings != emb.test_embeddings
+    assert ctl.train.init_checkpoint == str(world["weights"])
+    assert ctl.train.max_iter == 2 and ctl.train.output_dir == str(out / "round_1" / "control")
+    r1 = result["rounds"][0]
+    assert r1["metrics"] == first["rounds"][0]["metrics"]  # the student untouched
+    assert {"AP50_base", "AP50_novel"} <= set(r1["control"]["metrics"])
+    assert Path(r1["control"]["weights"]).is_file()
+    assert (out / "round_1" / "control" / "result.json").is_file()
+
+    # round 2's control starts from round 1's control
+    monkeypatch.undo()  # labelling allowed again (round 2)
+    monkeypatch.setattr(train_mod, "train_and_evaluate", spy)
+    seen.clear()
+    result = _run(world, out, rounds=2, control=True)
+    assert [c.train.output_dir for c in seen] == [
+        str(out / "round_2" / "model"),
+        str(out / "round_2" / "control"),
+    ]
+    assert seen[1].train.init_checkpoint == r1["control"]["weights"]
+    assert seen[0].train.init_checkpoint == r1["weights"]
+
+
+def test_control_refused_with_a_scratch_student(world, tmp_path):
+    with pytest.raises(InputError, match="--control trains the teacher"):
+        _run(world, tmp_path / "st", control=True, init="scratch")
