@@ -28,6 +28,8 @@ __all__ = [
     "ConfigError",
     "apply_overrides",
     "build_model",
+    "as_data",
+    "config_as_data",
     "config_keys",
     "is_yacs_config",
     "load_config",
@@ -35,6 +37,28 @@ __all__ = [
     "model_from_config",
     "test_augmentations",
 ]
+
+
+def as_data(value: Any) -> Any:
+    """A LazyConfig container (dicts, lists, scalars) as JSON-able data, callables by their
+    qualified name and anything else by ``repr``."""
+    if isinstance(value, dict):
+        return {str(k): as_data(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_data(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    if callable(value):
+        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
+    return repr(value)
+
+
+def config_as_data(cfg: Any) -> Any:
+    """A LazyConfig (or a node of one) as JSON-able data, unresolved (``${...}`` kept): what
+    the benchmark writes as ``config.json`` and what config digests hash."""
+    from omegaconf import OmegaConf
+
+    return as_data(OmegaConf.to_container(cfg, resolve=False))
 
 
 def is_yacs_config(cfg: Any) -> bool:

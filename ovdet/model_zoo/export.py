@@ -296,20 +296,6 @@ def export_bundle(
     return manifest
 
 
-def _as_data(value: Any) -> Any:
-    """A LazyConfig container as JSON-able data, callables by qualified name (as the
-    benchmark writes ``config.json``)."""
-    if isinstance(value, dict):
-        return {str(k): _as_data(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_as_data(v) for v in value]
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
-    return repr(value)
-
-
 def _differences(a: Any, b: Any, where: str = "model") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
@@ -321,12 +307,12 @@ def _differences(a: Any, b: Any, where: str = "model") -> list[str]:
 
 def _check_trained_config(cfg, trained: Path) -> None:
     """Refuse a rebuilt config whose model differs from the one the run trained."""
-    from omegaconf import OmegaConf
+    from ovdet.engine.build import config_as_data
 
     if not trained.is_file():
         return  # runs of older ovdet versions did not write it
     saved = json.loads(trained.read_text(encoding="utf-8")).get("model", {})
-    rebuilt = _as_data(OmegaConf.to_container(cfg.model, resolve=False))
+    rebuilt = config_as_data(cfg.model)
     for key in _TRAINING_ONLY:
         saved.pop(key, None)
         rebuilt.pop(key, None)

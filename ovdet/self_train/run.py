@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import math
+import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -52,10 +53,24 @@ def _read_manifest(out: Path) -> dict[str, Any] | None:
     return data
 
 
-def _check_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[str, Any]:
+def _diffs(old: dict[str, Any], settings: dict[str, Any]) -> str:
+    """The settings that differ between a folder's manifest and this run, as text."""
+    return "; ".join(
+        f"{k}: {old['settings'].get(k)!r} -> {settings.get(k)!r}"
+        for k in sorted(set(old["settings"]) | set(settings))
+        if old["settings"].get(k) != settings.get(k)
+    )
+
+
+def _check_folder(
+    out: Path, settings: dict[str, Any], overwrite: bool, replace_stale: bool = False
+) -> dict[str, Any]:
     """The manifest to continue with: the folder's own (same settings) or a fresh one."""
     fresh = {"format": FORMAT, "version": VERSION, "settings": settings, "rounds": {}}
     old = _read_manifest(out) if not overwrite else None
+    if replace_stale and old is not None and old["settings"] != settings:
+        logger.info("%s: another run's folder (%s); starting over", out, _diffs(old, settings))
+        overwrite, old = True, None
     if overwrite:
         (out / MANIFEST).unlink(missing_ok=True)
         for folder in out.glob("round_*"):
@@ -69,14 +84,10 @@ def _check_folder(out: Path, settings: dict[str, Any], overwrite: bool) -> dict[
                 "over there, or choose another --output"
             )
         return fresh
-    diffs = [
-        f"{k}: {old['settings'].get(k)!r} -> {settings.get(k)!r}"
-        for k in sorted(set(old["settings"]) | set(settings))
-        if old["settings"].get(k) != settings.get(k)
-    ]
+    diffs = _diffs(old, settings)
     if diffs:
         raise InputError(
-            f"--output {out} holds a self-train run with other settings ({'; '.join(diffs)}); "
+            f"--output {out} holds a self-train run with other settings ({diffs}); "
             "pass --overwrite to start over there, or choose another --output"
         )
     return old
@@ -127,7 +138,7 @@ def _train(train_and_evaluate, cfg, folder: Path) -> dict[str, Any]:
 
 def run_self_train(
     *,
-    config: str | Path,
+    config: str | Path | Any,
     weights: str | Path,
     output: str | Path,
     overrides: Sequence[str] = (),
@@ -146,6 +157,7 @@ def run_self_train(
     overwrite: bool = False,
     progress: bool = True,
     control: bool = False,
+    replace_stale: bool = False,
 ) -> dict[str, Any]:
     """Self-train a detector for ``rounds`` rounds; see :mod:`ovdet.self_train`.
 
@@ -153,6 +165,11 @@ def run_self_train(
     teacher's config on the gold boxes alone, the student's schedule, started from round
     r - 1's control, round 1's from the teacher) and evaluates it the same way; adding it
     to a finished run trains only the controls.
+
+    ``config`` is a LazyConfig file (recorded by path and sha256) or a loaded LazyConfig
+    (recorded by the sha256 of its data, :func:`ovdet.engine.build.config_as_data`).
+    ``replace_stale=True`` starts a folder of another run (other settings) over instead of
+    refusing it: for callers whose folders hold the results of one key only (the benchmark).
 
     Returns:
         ``{"output", "rounds": [{"round", "teacher", "labels": {...}, "merge": {...},
@@ -162,7 +179,7 @@ def run_self_train(
     Raises:
         InputError, FileNotFoundError: a bad option, file or config, named, before any work.
     """
-    from ovdet.engine.build import load_config
+    from ovdet.engine.build import config_as_data, load_config
     from ovdet.engine.train import check_train_config, train_and_evaluate
     from ovdet.pseudo_label import run_pseudo_label
 
@@ -187,8 +204,14 @@ def run_self_train(
     weights = Path(weights).expanduser()
     if not weights.is_file():
         raise FileNotFoundError(f"--weights {weights} not found; give the teacher's checkpoint")
-    config_path = Path(config).expanduser()
-    cfg = load_config(config_path, overrides)
+    if isinstance(config, (str, os.PathLike)):
+        config_path = Path(config).expanduser()
+        cfg = load_config(config_path, overrides)
+        config_record = {"file": str(config_path), "sha256": file_sha256(config_path)}
+    else:  # a loaded config: recorded by what it holds
+        cfg = load_config(copy.deepcopy(config), overrides)
+        text = json.dumps(config_as_data(cfg), sort_keys=True)
+        config_record = {"file": None, "sha256": hashlib.sha256(text.encode()).hexdigest()}
     check_train_config(cfg)
     gold_name, gold_meta = gold_dataset(cfg)
     gold_json = Path(gold_meta.json_file)
@@ -196,11 +219,7 @@ def run_self_train(
     out = Path(output).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     settings = {
-        "config": {
-            "file": str(config_path),
-            "sha256": file_sha256(config_path),
-            "overrides": list(overrides),
-        },
+        "config": {**config_record, "overrides": list(overrides)},
         "weights": {"file": str(weights), "sha256": file_sha256(weights)},
         "gold": {"dataset": gold_name, "json": str(gold_json), "sha256": file_sha256(gold_json)},
         "merge": merge_settings.to_json(),
@@ -210,7 +229,7 @@ def run_self_train(
         "seed": seed,
         "max_per_image": max_per_image,
     }
-    manifest = _check_folder(out, settings, overwrite)
+    manifest = _check_folder(out, settings, overwrite, replace_stale)
     write_json(out / MANIFEST, manifest, indent=1, durable=True)
     gold = json.loads(gold_json.read_text(encoding="utf-8"))
 

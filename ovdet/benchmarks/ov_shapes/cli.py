@@ -10,6 +10,9 @@ ovdet bench ov-shapes --suite default,textures,palette,photo --seeds 0,1 --out r
                                                    every world, one suite_report.json
 ovdet bench ov-shapes --merge a/suite_report.json b/suite_report.json --out runs/suite
                                                    worlds run apart, one suite_report.json
+ovdet bench ov-shapes --suite textures --methods vild_text,rkd_ensemble \
+    --self-train vild_text,rkd_ensemble           then self-train those detectors (1 round,
+                                                   700 iterations, gold-only controls)
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from ovdet.benchmarks.ov_shapes.methods import BUILTIN_METHODS
 from ovdet.benchmarks.ov_shapes.runner import BenchmarkSettings, run_benchmark
+from ovdet.benchmarks.ov_shapes.self_train import GAIN_KEYS
 from ovdet.benchmarks.ov_shapes.suite import (
     BASELINE,
     SUITE_REPORT,
@@ -106,6 +110,31 @@ def build_parser() -> argparse.ArgumentParser:
         "and schedule) into --out/suite_report.json, recomputing the summaries and the "
         "method choice; runs nothing",
     )
+    p.add_argument(
+        "--self-train",
+        type=_names,
+        default=[],
+        metavar="METHODS",
+        help="after training, self-train these methods' detectors (comma-separated, among "
+        "--methods): ovdet self-train per seed in seed<k>/self_train/<method>, reported per "
+        "round beside a gold-only control",
+    )
+    p.add_argument("--self-train-rounds", type=int, default=d.self_train_rounds, help="(1)")
+    p.add_argument(
+        "--self-train-iters",
+        type=int,
+        default=d.self_train_iters,
+        help=f"iterations of each student and control ({d.self_train_iters})",
+    )
+    p.add_argument(
+        "--self-train-seed",
+        type=int,
+        default=d.self_train_seed,
+        help=f"the students' seed, the same for every run seed ({d.self_train_seed})",
+    )
+    p.add_argument(
+        "--no-control", action="store_true", help="self-train without the gold-only controls"
+    )
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return p
 
@@ -139,6 +168,7 @@ def format_report(report: dict) -> str:
             f"{ap(mean['AP50_novel'], std['AP50_novel']):>12} "
             f"{ap(mean['AP50'], std['AP50']):>12} {secs:>7.0f}s"
         )
+    lines += _format_self_train(report.get("self_train"))
     mem = report["memory_mb"]
     cuda = "" if mem["cuda"] is None else f", CUDA peak {mem['cuda']:.0f} MiB"
     stages = ", ".join(f"{k} {v:.0f}s" for k, v in report["time_s"].items() if k != "total")
@@ -184,11 +214,66 @@ def format_suite_report(report: dict) -> str:
             f"{gain(g.get('AP50_novel')):>10}"
         )
     lines += ["", *_format_choice(report.get("method_choice"))]
+    lines += _format_suite_self_train(report.get("self_train"))
     stages = ", ".join(
         f"{k} {v:.0f}s" for k, v in report["time_s"].items() if k != "total" and v is not None
     )
     lines += ["", f"wall time {report['time_s']['total']:.0f}s ({stages})"]
     return "\n".join(lines)
+
+
+def _ap_pair(m: dict | None) -> str:
+    if not m:
+        return "n/a"
+    return " / ".join("n/a" if m.get(k) is None else f"{m[k]:.1f}" for k in GAIN_KEYS)
+
+
+def _gain_pair(m: dict | None) -> str:
+    if not m:
+        return ""
+    return " / ".join("n/a" if m.get(k) is None else f"{m[k]:+.1f}" for k in GAIN_KEYS)
+
+
+def _format_self_train(section: dict | None) -> list[str]:
+    """Self-training rows of a report: AP50 base / novel per round, student and control."""
+    if not section:
+        return []
+    lines = ["", f"self-training ({section['iterations']} iterations per round; AP50 base / novel)"]
+    for name, m in section["methods"].items():
+        lines.append(f"  {name:<14} teacher {_ap_pair(m['teacher']['mean'])}")
+        for r, e in m["rounds"].items():
+            lines.append(
+                f"  {'':<14} round {r}: {_ap_pair(e['student']['mean'])} "
+                f"({_gain_pair(e['gain_over_teacher'])} over the teacher"
+                + (
+                    f", {_gain_pair(e['gain_over_control'])} over the gold-only control "
+                    f"{_ap_pair(e['control']['mean'])})"
+                    if "control" in e
+                    else ")"
+                )
+            )
+    return lines
+
+
+def _format_suite_self_train(section: dict | None) -> list[str]:
+    """Self-training over the suite: per method and round, the mean over worlds."""
+    if not section:
+        return []
+    lines = ["", "self-training, mean over worlds (AP50 base / novel):"]
+    for name, m in section.items():
+        for r, e in m["mean_over_worlds"].items():
+            control = (
+                f"; over the control {_gain_pair(e['gain_over_control'])} "
+                f"(smallest {_gain_pair(e['min_gain_over_control'])})"
+                if "gain_over_control" in e
+                else ""
+            )
+            lines.append(
+                f"  {name:<14} round {r}, {e['worlds']} world(s): "
+                f"{_ap_pair(e.get('student'))} ({_gain_pair(e.get('gain_over_teacher'))} over "
+                f"the teacher{control})"
+            )
+    return lines
 
 
 def _format_choice(choice: dict | None) -> list[str]:
@@ -283,6 +368,11 @@ def main(argv: list[str] | None = None) -> int:
         export_method=args.export_method,
         export_command=shlex.join(["ovdet", "bench", "ov-shapes", *argv]),
         progress=not args.quiet,
+        self_train=args.self_train,
+        self_train_rounds=args.self_train_rounds,
+        self_train_iters=args.self_train_iters,
+        self_train_seed=args.self_train_seed,
+        self_train_control=not args.no_control,
     )
     log = (lambda msg: None) if args.quiet else logging.getLogger("ovdet.bench").info
     if args.suite is not None:

@@ -32,11 +32,13 @@ Layout of ``out``::
     seed<k>/class_embeddings.pt (+ class_embeddings.names.txt, class_embeddings.json)
     seed<k>/<method>/          detector run (model_final.pth, metrics.json, inference/,
                                config.json: the config as trained, result.json)
+    seed<k>/self_train/<method>/  with --self-train: an ``ovdet self-train`` folder
     report.json                the returned report
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -50,6 +52,11 @@ import torch
 
 from ovdet.benchmarks.ov_shapes.context import MethodContext
 from ovdet.benchmarks.ov_shapes.methods import MethodSpec, resolve_methods
+from ovdet.benchmarks.ov_shapes.self_train import (
+    check_self_train,
+    self_train_method,
+    self_train_section,
+)
 from ovdet.benchmarks.ov_shapes.summary import SEGM_KEYS, finite, fmt, method_keys, pct, summarise
 from ovdet.benchmarks.resources import StageTimer, environment, peak_memory_mb
 from ovdet.data.synthetic.catalog import (
@@ -58,6 +65,7 @@ from ovdet.data.synthetic.catalog import (
     prepare_external_dataset,
     split_files,
 )
+from ovdet.engine.build import as_data, config_as_data
 from ovdet.utils.device import resolve_device
 from ovdet.utils.io import write_json
 
@@ -105,6 +113,13 @@ class BenchmarkSettings:
         export_method: the method whose detector is exported (one of ``methods``).
         export_command: the command line recorded in the bundle's manifest.
         progress: show the data generator's progress bar.
+        self_train: methods whose trained detectors are self-trained after training, per
+            seed (:mod:`~ovdet.benchmarks.ov_shapes.self_train`); empty: none.
+        self_train_rounds: self-training rounds.
+        self_train_iters: iterations of each round's student (and control): 700, half the
+            detectors' 1400.
+        self_train_seed: the students' (and controls') seed, the same for every run seed.
+        self_train_control: also train each round's gold-only control.
     """
 
     out: str | os.PathLike
@@ -130,6 +145,11 @@ class BenchmarkSettings:
     export_method: str = "vild_text"
     export_command: str | None = None
     progress: bool = True
+    self_train: Sequence[str] = ()
+    self_train_rounds: int = 1
+    self_train_iters: int = 700
+    self_train_seed: int = 0
+    self_train_control: bool = True
 
     def __post_init__(self) -> None:
         if self.generator is not None:
@@ -145,10 +165,14 @@ class BenchmarkSettings:
         for key in ("out", "data", "captions", "export_demo"):
             out[key] = None if out[key] is None else str(out[key])
         out["seeds"] = list(self.seeds)
+        out["self_train"] = list(self.self_train or ())
+        if not out["self_train"]:  # no self-training: the report keys of earlier versions
+            for key in [k for k in out if k.startswith("self_train")]:
+                out.pop(key)
         if self.generator is None:
             out.pop("generator")  # the default world: the report keys of earlier versions
         else:
-            out["generator"] = _plain(dict(self.generator))
+            out["generator"] = as_data(dict(self.generator))
         return out
 
 
@@ -315,30 +339,10 @@ def _method_config(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext,
     return cfg
 
 
-def _plain(value: Any) -> Any:
-    """A resolved-or-not LazyConfig container as JSON-able data (callables by qualified name)."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (int, float, str, bool)) or value is None:
-        return value
-    if callable(value):
-        return f"{getattr(value, '__module__', '?')}.{getattr(value, '__qualname__', value)}"
-    return repr(value)
-
-
-def _config_data(cfg: Any) -> Any:
-    """The config as JSON-able data (unresolved; callables by qualified name)."""
-    from omegaconf import OmegaConf
-
-    return _plain(OmegaConf.to_container(cfg, resolve=False))
-
-
 def _config_digest(cfg: Any, out: Path) -> str:
     """sha256 of the config as data, with the run folder ``out`` written as ``<out>`` (a moved
     or copied run folder keeps its finished results)."""
-    text = json.dumps(_config_data(cfg), sort_keys=True)
+    text = json.dumps(config_as_data(cfg), sort_keys=True)
     text = text.replace(str(out), "<out>")
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -381,8 +385,8 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
     if done is not None:
         return cfg, {**done, "reused": True}
     # the config this run trains with, as prepared (e.g. the ensemble's image temperature)
-    write_json(ctx.work_dir / "config.json", _config_data(cfg), indent=2)
-    run = train_and_evaluate(cfg)
+    write_json(ctx.work_dir / "config.json", config_as_data(cfg), indent=2)
+    run = train_and_evaluate(copy.deepcopy(cfg))  # training sets the optimizer's model in it
     bbox = run["test"].get("bbox", {})
     segm = run["test"].get("segm", {})  # the mask head's AP (docs: segm_* keys)
     scalars = run["scalars"]
@@ -426,8 +430,9 @@ def run_benchmark(
         ``methods`` (per method: ``description``, ``config``, ``per_seed`` box AP50 base /
         novel / all (+ AP) and the mask head's ``segm_*`` of the same keys, ``mean``,
         ``std``), ``time_s`` (per stage and ``total``), ``memory_mb``
-        (peak RSS of this process and of its children, peak CUDA memory) and ``demo_export``
-        (the manifest written, or None).
+        (peak RSS of this process and of its children, peak CUDA memory), ``demo_export``
+        (the manifest written, or None) and, with ``settings.self_train``, ``self_train``
+        (:func:`~ovdet.benchmarks.ov_shapes.self_train.self_train_section`).
     """
     log = log or logger.info
     s = settings
@@ -436,6 +441,7 @@ def run_benchmark(
     if len(set(s.seeds)) != len(list(s.seeds)):
         raise ValueError(f"seeds listed twice: {list(s.seeds)}")
     methods = resolve_methods(s.methods)
+    check_self_train(s, [m.name for m in methods])
     if s.export_demo is not None:
         if s.export_method not in [m.name for m in methods]:
             raise ValueError(
@@ -480,6 +486,7 @@ def _run(
 
     teacher_runs: list[dict[str, Any]] = []
     method_runs: dict[str, list[dict[str, Any]]] = {m.name: [] for m in methods}
+    st_runs: dict[str, list[dict[str, Any]]] = {m: [] for m in s.self_train or ()}
     export = None
     for seed in s.seeds:
         seed_dir = out / f"seed{seed}"
@@ -514,6 +521,25 @@ def _run(
                 f"novel {fmt(result['AP50_novel'])} ({result['train_time_s']:.0f}s"
                 + (", reused)" if result.get("reused") else ")")
             )
+            if method.name in st_runs:
+                log(f"seed {seed}: self-training {method.name}")
+                with timer(f"self_train_{method.name}"):
+                    st = self_train_method(
+                        s, cfg, result, seed, seed_dir / "self_train" / method.name, device
+                    )
+                st_runs[method.name].append(st)
+                for r in st["rounds"]:
+                    control = r.get("control", {})
+                    log(
+                        f"seed {seed}: {method.name} self-trained, round {r['round']}: AP50 base "
+                        f"{fmt(r['AP50_base'])} novel {fmt(r['AP50_novel'])}"
+                        + (
+                            f" (gold-only control {fmt(control.get('AP50_base'))} / "
+                            f"{fmt(control.get('AP50_novel'))})"
+                            if control
+                            else ""
+                        )
+                    )
             if s.export_demo is not None and export is None and method.name == s.export_method:
                 from ovdet.model_zoo import export_bundle
 
@@ -557,5 +583,7 @@ def _run(
         "memory_mb": peak_memory_mb(),
         "demo_export": export,
     }
+    if st_runs:
+        report["self_train"] = self_train_section(s, st_runs)
     write_json(out / "report.json", report, indent=2)
     return report

@@ -135,6 +135,8 @@ def _world_entry(world: World, report: dict[str, Any], image_size: int) -> dict[
         "methods": methods,
         "time_s": report["time_s"],
     }
+    if "self_train" in report:
+        entry["self_train"] = report["self_train"]
     if BASELINE in methods:
         entry[f"gain_over_{BASELINE}"] = {
             name: _gains(m["per_seed"], methods[BASELINE]["per_seed"])
@@ -223,7 +225,54 @@ def _suite_report(
         "methods": _methods_section(entries, info),
     }
     report["method_choice"] = choose_method(report)
+    self_train = _self_train_section(entries)
+    if self_train:
+        report["self_train"] = self_train
     return report
+
+
+ST_PARTS = ("student", "control")
+ST_GAINS = ("gain_over_teacher", "gain_over_control")
+
+
+def _self_train_section(entries: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Per self-trained method: per world and round the means over seeds (teacher, student,
+    control, gains), and per round their mean over the worlds and the smallest gains."""
+    section = {}
+    names = dict.fromkeys(
+        n for e in entries.values() for n in e.get("self_train", {}).get("methods", {})
+    )
+    for name in names:
+        per_world: dict[str, Any] = {}
+        for world, e in entries.items():
+            m = e.get("self_train", {}).get("methods", {}).get(name)
+            if m is None:
+                continue
+            rounds = {
+                r: {
+                    **{k: v[k]["mean"] for k in ST_PARTS if k in v},
+                    **{k: v[k] for k in ST_GAINS if k in v},
+                }
+                for r, v in m["rounds"].items()
+            }
+            per_world[world] = {"teacher": m["teacher"]["mean"], "rounds": rounds}
+        over: dict[str, Any] = {}
+        for r in sorted({r for w in per_world.values() for r in w["rounds"]}, key=int):
+            ran = [w["rounds"][r] for w in per_world.values() if r in w["rounds"]]
+            entry: dict[str, Any] = {"worlds": len(ran)}
+            for part in (*ST_PARTS, *ST_GAINS):
+                have = [x[part] for x in ran if part in x]
+                if len(have) == len(ran):
+                    entry[part] = {k: _mean([h.get(k) for h in have]) for k in GAIN_KEYS}
+            for part in ST_GAINS:
+                if part in entry:
+                    entry[f"min_{part}"] = {
+                        k: min((x[part][k] for x in ran if x[part][k] is not None), default=None)
+                        for k in GAIN_KEYS
+                    }
+            over[r] = entry
+        section[name] = {"per_world": per_world, "mean_over_worlds": over}
+    return section
 
 
 # settings that must agree between suite reports merged into one (what a world's numbers
@@ -239,6 +288,10 @@ MERGE_KEYS = (
     "det_iters",
     "det_batch_size",
 )
+
+
+# and, between reports that self-trained, the students' recipe
+ST_MERGE_KEYS = ("self_train_iters", "self_train_seed")
 
 
 def merge_suite_reports(
@@ -265,12 +318,22 @@ def merge_suite_reports(
                 "pass the suite_report.json written by `ovdet bench ov-shapes --suite`"
             )
     first = reports[0]["settings"]
+    trained = [(n, r["settings"]) for n, r in zip(names, reports, strict=True) if "self_train" in r]
     for name, r in zip(names[1:], reports[1:], strict=True):
         differ = {k: (first.get(k), r["settings"].get(k)) for k in MERGE_KEYS}
         differ = {k: v for k, v in differ.items() if v[0] != v[1]}
         if differ:
             raise ValueError(
                 f"{name}: settings differ from {names[0]}'s, so its worlds are not comparable: "
+                + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in differ.items())
+            )
+    for name, settings in trained[1:]:  # self-training compared across worlds: one recipe
+        differ = {k: (trained[0][1].get(k), settings.get(k)) for k in ST_MERGE_KEYS}
+        differ = {k: v for k, v in differ.items() if v[0] != v[1]}
+        if differ:
+            raise ValueError(
+                f"{name}: its students were trained otherwise than {trained[0][0]}'s, so their "
+                "self-training is not comparable: "
                 + ", ".join(f"{k} {a!r} vs {b!r}" for k, (a, b) in differ.items())
             )
     entries: dict[str, Any] = {}
