@@ -127,9 +127,7 @@ def _seed(seed, teacher, rounds):
     return {
         "seed": seed,
         "teacher": {"AP50_base": teacher[0], "AP50_novel": teacher[1]},
-        "rounds": [
-            {"round": i + 1, **ap(s), "control": ap(c)} for i, (s, c) in enumerate(rounds)
-        ],
+        "rounds": [{"round": i + 1, **ap(s), "control": ap(c)} for i, (s, c) in enumerate(rounds)],
     }
 
 
