@@ -167,3 +167,32 @@ def test_merge_refuses_other_student_recipes(st_run, tiny_bench, tmp_path):
     over = merged["self_train"]["vild_text"]["mean_over_worlds"]["1"]
     assert over["worlds"] == 2
     assert list(merged["self_train"]["vild_text"]["per_world"]) == ["textures", "photo"]
+
+
+def test_cli_flags_reach_the_settings(monkeypatch, tmp_path):
+    import ovdet.benchmarks.ov_shapes.cli as bench_cli
+
+    seen = {}
+
+    def fake_suite(settings, worlds, log=None):
+        seen["settings"], seen["worlds"] = settings, worlds
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench_cli, "run_suite", fake_suite)
+    argv = ["--suite", "textures", "--out", str(tmp_path), "--quiet"]
+    argv += ["--methods", "vild_text,rkd_ensemble", "--self-train", "rkd_ensemble"]
+    argv += ["--self-train-rounds", "2", "--self-train-iters", "50", "--self-train-seed", "3"]
+    with pytest.raises(SystemExit):
+        bench_cli.main([*argv, "--no-control"])
+    s = seen["settings"]
+    assert (s.self_train, s.self_train_rounds, s.self_train_iters, s.self_train_seed) == (
+        ["rkd_ensemble"],
+        2,
+        50,
+        3,
+    )
+    assert s.self_train_control is False and seen["worlds"] == ["textures"]
+    assert s.public()["self_train"] == ["rkd_ensemble"]
+    with pytest.raises(SystemExit):
+        bench_cli.main(argv[:7])  # without --self-train: none, and the report keys of before
+    assert seen["settings"].self_train == [] and "self_train" not in seen["settings"].public()
