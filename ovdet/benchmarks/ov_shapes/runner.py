@@ -525,7 +525,12 @@ def _run(
                 log(f"seed {seed}: self-training {method.name}")
                 with timer(f"self_train_{method.name}"):
                     st = self_train_method(
-                        s, cfg, result, seed, seed_dir / "self_train" / method.name, device
+                        s,
+                        cfg,
+                        result,
+                        ctx.work_dir / "model_final.pth",
+                        seed_dir / "self_train" / method.name,
+                        device,
                     )
                 st_runs[method.name].append(st)
                 for r in st["rounds"]:

@@ -60,15 +60,15 @@ def check_self_train(settings, method_names: Sequence[str]) -> None:
 
 
 def self_train_method(
-    settings, cfg: Any, teacher: Mapping[str, Any], seed: int, out: Path, device: str
+    settings, cfg: Any, teacher: Mapping[str, Any], weights: Path, out: Path, device: str
 ) -> dict[str, Any]:
-    """Self-train one seed's detector (``teacher``: the method's result with ``output_dir``)
-    and return its per-seed record."""
+    """Self-train one seed's detector (``teacher``: the method's result, ``weights``: its
+    checkpoint in the run folder) and return its per-seed record."""
     from ovdet.self_train import run_self_train
 
     summary = run_self_train(
         config=cfg,
-        weights=Path(teacher["output_dir"]) / "model_final.pth",
+        weights=weights,
         output=out,
         rounds=settings.self_train_rounds,
         max_iter=settings.self_train_iters,
@@ -91,7 +91,7 @@ def self_train_method(
         rounds.append(row)
     keys = method_keys([teacher])
     return {
-        "seed": seed,
+        "seed": teacher["seed"],
         "teacher": {k: teacher.get(k) for k in keys},
         "rounds": rounds,
         "output_dir": str(out),
