@@ -105,9 +105,26 @@ def test_rerun_reuses_finished_work_and_redoes_changed_or_torn(tiny_run, tiny_be
     )
     for name in ("vild_text", "oracle"):  # changed config (and torn result): trained again
         (result,) = changed["methods"][name]["per_seed"]
-        assert "reused" not in result and result["iterations"] == 2
+        assert "reused" not in result and "resumed" not in result  # other key: not resumed
+        assert result["iterations"] == 2
     saved = json.loads((run / "seed0" / "oracle" / "result.json").read_text())
     assert saved["result"]["iterations"] == 2
+
+
+def test_killed_training_resumes_from_its_checkpoint(tiny_run, tiny_bench, tmp_path):
+    out, rep, _ = tiny_run
+    run = tmp_path / "killed_run"
+    shutil.copytree(out / "run", run)
+    folder = run / "seed0" / "oracle"
+    (folder / "result.json").unlink()  # killed after its last checkpoint, before the result
+    written = (folder / "model_final.pth").stat().st_mtime_ns
+    again = run_benchmark(BenchmarkSettings(out=run, methods=["oracle"], **tiny_bench))
+    (first,) = rep["methods"]["oracle"]["per_seed"]
+    (second,) = again["methods"]["oracle"]["per_seed"]
+    assert second["resumed"] is True and "reused" not in second
+    assert second["AP50"] == first["AP50"] and second["iterations"] == 4
+    # resumed at the final iteration: not one training step more, the weights not written again
+    assert (folder / "model_final.pth").stat().st_mtime_ns == written
 
 
 def test_exported_demo_assets_load(tiny_run):

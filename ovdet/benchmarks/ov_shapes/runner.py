@@ -18,8 +18,10 @@ this benchmark in several worlds and combines the reports.
 Finished work is kept and reused (:func:`run_benchmark` resumes): a seed's teacher whose
 ``teacher/result.json`` records the same teacher and data settings is not pretrained again, and
 a method whose ``<method>/result.json`` records the same resolved config, teacher checkpoint
-and class embeddings is not trained again (the region store resumes on its own). A killed run
-therefore loses at most the stage it was in, and seeds can run as separate processes on one
+and class embeddings is not trained again (the region store resumes on its own); a killed
+training of the same key resumes from its newest checkpoint (``started.json`` holds the key;
+detectron2 restores model, optimizer, schedule and iteration, not the data order, so a resumed
+run is recorded with ``resumed: true``). Seeds can run as separate processes on one
 ``out`` (``--seeds 0`` and ``--seeds 1`` side by side, then ``--seeds 0,1`` to write the
 combined report from the finished runs). The keys cover settings, configs and input files,
 not ovdet's code: after changing the code a method depends on, use a fresh ``out`` (or delete
@@ -386,7 +388,10 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
         return cfg, {**done, "reused": True}
     # the config this run trains with, as prepared (e.g. the ensemble's image temperature)
     write_json(ctx.work_dir / "config.json", config_as_data(cfg), indent=2)
-    run = train_and_evaluate(copy.deepcopy(cfg))  # training sets the optimizer's model in it
+    started = ctx.work_dir / "started.json"
+    resume = _load_result(started, key, [ctx.work_dir / "last_checkpoint"]) is not None
+    _save_result(started, key, {"started": True})  # checkpoints from now on are this key's
+    run = train_and_evaluate(copy.deepcopy(cfg), resume)  # training sets the model in its cfg
     bbox = run["test"].get("bbox", {})
     segm = run["test"].get("segm", {})  # the mask head's AP (docs: segm_* keys)
     scalars = run["scalars"]
@@ -404,6 +409,7 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
         "final_total_loss": finite(scalars.get("total_loss")),
         "train_time_s": round(run["train_time_s"], 2),
         "output_dir": run["output_dir"],
+        **({"resumed": True} if resume else {}),
     }
     _save_result(ctx.work_dir / "result.json", key, result)
     return cfg, result
