@@ -6,6 +6,10 @@ per logged iteration). ``ovdet train --resume`` continues from the newest checkp
 be read; checkpoints that cannot (truncated by a full disk or an interrupted copy, corrupt)
 are skipped with a log line saying why. Lines of ``metrics.json`` for iterations that the
 resumed run trains again are dropped first, so every iteration is logged once.
+
+A caller that trains into a folder again and again with changing settings (the OV-Shapes
+benchmark) claims it with :func:`claim_run_folder`: a run resumes only from checkpoints written
+under the same key, never from another run's.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import json
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
 from ovdet.engine.checkpoint import (
     CheckpointFormatError,
@@ -21,11 +26,17 @@ from ovdet.engine.checkpoint import (
 )
 from ovdet.utils.io import atomic_write_text
 
-__all__ = ["checkpoint_candidates", "drop_metrics_from", "resume_last_intact"]
+__all__ = [
+    "checkpoint_candidates",
+    "claim_run_folder",
+    "drop_metrics_from",
+    "resume_last_intact",
+]
 
 logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
+CLAIM_FILE = "started.json"
 
 
 def checkpoint_candidates(save_dir: str | os.PathLike, prefix: str = "model") -> list[Path]:
@@ -113,3 +124,30 @@ def drop_metrics_from(output_dir: str | os.PathLike, start_iter: int) -> int:
             "%s: dropped %d lines of iterations >= %d (trained again)", path, dropped, start_iter
         )
     return dropped
+
+
+def claim_run_folder(output_dir: str | os.PathLike, key: Any, prefix: str = "model") -> bool:
+    """Claim ``output_dir`` for a training under ``key`` (JSON data naming what is trained);
+    whether that training should resume.
+
+    True when ``<output_dir>/started.json`` holds ``key`` and a checkpoint is there: the folder's
+    checkpoints are this key's, left by a killed run. Otherwise the folder's checkpoints (and
+    ``last_checkpoint``) belong to another run or to none: they are removed, so that neither this
+    run's resume nor a later one can load them, and ``key`` is recorded before training starts.
+    """
+    folder = Path(output_dir)
+    claim = folder / CLAIM_FILE
+    try:
+        held = json.loads(claim.read_text(encoding="utf-8")).get("key")
+    except (OSError, ValueError, AttributeError):
+        held = None  # absent, torn or not ours: not a claim
+    if held == json.loads(json.dumps(key)) and checkpoint_candidates(folder, prefix):
+        return True
+    stale = checkpoint_candidates(folder, prefix)
+    for path in [*stale, folder / "last_checkpoint"]:
+        path.unlink(missing_ok=True)
+    if stale:
+        logger.info("%s: removed %d checkpoints of another run", folder, len(stale))
+    folder.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(claim, json.dumps({"key": key}, indent=2), durable=True)
+    return False

@@ -30,7 +30,7 @@ from ovdet.engine.checkpoint import (
     CheckpointMismatchError,
     OVDetectionCheckpointer,
 )
-from ovdet.engine.resume import drop_metrics_from, resume_last_intact
+from ovdet.engine.resume import claim_run_folder, drop_metrics_from, resume_last_intact
 from ovdet.engine.train import check_train_config
 from ovdet.text import save_class_embeddings
 from ovdet.utils.errors import InputError
@@ -639,6 +639,26 @@ def test_drop_metrics_and_resume_without_checkpoints(tmp_path, make_model):
     assert [json.loads(line)["iteration"] for line in kept] == [1, 3]
     checkpointer = OVDetectionCheckpointer(make_model(), str(out))
     assert resume_last_intact(checkpointer) is None  # nothing to resume: start from scratch
+
+
+def test_claimed_folder_resumes_only_its_own_checkpoints(tmp_path):
+    out = tmp_path / "run"
+    key = {"method": "vild_text", "config": "abc", "seeds": (0, 1)}
+    assert claim_run_folder(out, key) is False  # a new folder: train from scratch
+    assert json.loads((out / "started.json").read_text())["key"]["config"] == "abc"
+    assert claim_run_folder(out, key) is False  # claimed, but no checkpoint yet
+    (out / "model_0000099.pth").write_bytes(b"ckpt")
+    (out / "last_checkpoint").write_text("model_0000099.pth")
+    assert claim_run_folder(out, key) is True  # killed after a checkpoint of this key: resume
+    assert (out / "model_0000099.pth").is_file()
+    # another key (a changed config): the old run's checkpoints can never be resumed from
+    assert claim_run_folder(out, {**key, "config": "def"}) is False
+    assert not list(out.glob("model_*.pth")) and not (out / "last_checkpoint").exists()
+    assert json.loads((out / "started.json").read_text())["key"]["config"] == "def"
+    (out / "model_final.pth").write_bytes(b"ckpt")
+    (out / "started.json").write_text("{")  # torn claim: not trusted
+    assert claim_run_folder(out, {**key, "config": "def"}) is False
+    assert not (out / "model_final.pth").exists()
 
 
 def test_typo_override_trains_nothing(ovs_root, tmp_path, capsys):

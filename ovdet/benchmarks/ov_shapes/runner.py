@@ -19,11 +19,11 @@ Finished work is kept and reused (:func:`run_benchmark` resumes): a seed's teach
 ``teacher/result.json`` records the same teacher and data settings is not pretrained again, and
 a method whose ``<method>/result.json`` records the same resolved config, teacher checkpoint
 and class embeddings is not trained again (the region store resumes on its own); a killed
-training of the same key resumes from its newest checkpoint (``started.json`` holds the key;
-detectron2 restores model, optimizer, schedule and iteration, not the data order, so a resumed
-run is recorded with ``resumed: true``). Seeds can run as separate processes on one
-``out`` (``--seeds 0`` and ``--seeds 1`` side by side, then ``--seeds 0,1`` to write the
-combined report from the finished runs). The keys cover settings, configs and input files,
+training of the same key resumes from its newest checkpoint (``claim_run_folder``; detectron2
+restores model, optimizer, schedule and iteration, not the data order, so a resumed run is
+recorded with ``resumed: true``). Seeds can run as separate processes on one ``out``
+(``--seeds 0`` and ``--seeds 1`` side by side, then ``--seeds 0,1`` for the combined report
+from the finished runs). The keys cover settings, configs and input files,
 not ovdet's code: after changing the code a method depends on, use a fresh ``out`` (or delete
 that method's ``result.json``).
 
@@ -68,6 +68,7 @@ from ovdet.data.synthetic.catalog import (
     split_files,
 )
 from ovdet.engine.build import as_data, config_as_data
+from ovdet.engine.resume import claim_run_folder
 from ovdet.utils.device import resolve_device
 from ovdet.utils.io import write_json
 
@@ -388,9 +389,7 @@ def _train_method(method: MethodSpec, s: BenchmarkSettings, ctx: MethodContext, 
         return cfg, {**done, "reused": True}
     # the config this run trains with, as prepared (e.g. the ensemble's image temperature)
     write_json(ctx.work_dir / "config.json", config_as_data(cfg), indent=2)
-    started = ctx.work_dir / "started.json"
-    resume = _load_result(started, key, [ctx.work_dir / "last_checkpoint"]) is not None
-    _save_result(started, key, {"started": True})  # checkpoints from now on are this key's
+    resume = claim_run_folder(ctx.work_dir, key)  # a killed run of this key: from its checkpoint
     run = train_and_evaluate(copy.deepcopy(cfg), resume)  # training sets the model in its cfg
     bbox = run["test"].get("bbox", {})
     segm = run["test"].get("segm", {})  # the mask head's AP (docs: segm_* keys)
