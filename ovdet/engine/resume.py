@@ -141,13 +141,13 @@ def claim_run_folder(output_dir: str | os.PathLike, key: Any, prefix: str = "mod
         held = json.loads(claim.read_text(encoding="utf-8")).get("key")
     except (OSError, ValueError, AttributeError):
         held = None  # absent, torn or not ours: not a claim
-    if held == json.loads(json.dumps(key)) and checkpoint_candidates(folder, prefix):
+    found = checkpoint_candidates(folder, prefix)
+    if found and held == json.loads(json.dumps(key)):
         return True
-    stale = checkpoint_candidates(folder, prefix)
-    for path in [*stale, folder / "last_checkpoint"]:
+    for path in [*found, folder / "last_checkpoint"]:  # another run's (or none): never resumed
         path.unlink(missing_ok=True)
-    if stale:
-        logger.info("%s: removed %d checkpoints of another run", folder, len(stale))
+    if found:
+        logger.info("%s: removed %d checkpoints of another run", folder, len(found))
     folder.mkdir(parents=True, exist_ok=True)
     atomic_write_text(claim, json.dumps({"key": key}, indent=2), durable=True)
     return False
