@@ -131,3 +131,24 @@ def test_combine_reports_gains(tmp_path, fake_world_report):
     report = combine_reports(BenchmarkSettings(out=tmp_path), worlds, alone, tmp_path)
     assert "gain_over_vild_text" not in report["methods"]["rkd"]
     assert "gain_over_vild_text" not in report["worlds"]["photo"]
+
+
+def test_suite_table_fits_long_method_names(tmp_path, fake_world_report):
+    from ovdet.benchmarks.ov_shapes.cli import format_suite_report
+
+    long = "grounding_eot_vildhead_nofusion"
+    reports = {
+        "default": fake_world_report(tmp_path / "a", {"vild_text": [(80, 70)], long: [(78, 71)]})
+    }
+    report = combine_reports(
+        BenchmarkSettings(out=tmp_path), [WORLDS["default"]], reports, tmp_path
+    )
+    report["time_s"] = {"total": 1.0}
+    lines = format_suite_report(report).splitlines()
+    header = next(line for line in lines if line.startswith("world"))
+    rows = [line for line in lines if line.startswith(("default ", "mean "))]
+    assert len(rows) == 4
+    for row in rows:  # every row's figures end where the header's columns end
+        assert len(row.rstrip()) in (len(header) - 22, len(header))
+    row = next(r for r in rows if long in r and r.startswith("default"))
+    assert row.split()[2:] == ["78.0", "71.0", "-2.0", "+1.0"]

@@ -191,10 +191,12 @@ def format_suite_report(report: dict) -> str:
         return "    " if x is None else f"{x:+5.1f}"
 
     seeds = report["settings"]["seeds"]
+    names = [n for e in report["worlds"].values() for n in e["methods"]] + list(report["methods"])
+    w = max([14, *(len(n) for n in names)])  # the method column fits the longest name
     lines = [
         f"OV-Shapes suite ({len(report['worlds'])} worlds, {len(seeds)} seed(s): {seeds})",
         "",
-        f"{'world':<10} {'method':<14} {'base':>6} {'novel':>6} {'gain base':>10} "
+        f"{'world':<10} {'method':<{w}} {'base':>6} {'novel':>6} {'gain base':>10} "
         f"{'gain novel':>10}",
     ]
     key = f"gain_over_{BASELINE}"
@@ -202,14 +204,14 @@ def format_suite_report(report: dict) -> str:
         for name, m in entry["methods"].items():
             g = entry.get(key, {}).get(name, {}).get("mean", {})
             lines.append(
-                f"{world:<10} {name:<14} {ap(m['mean']['AP50_base']):>6} "
+                f"{world:<10} {name:<{w}} {ap(m['mean']['AP50_base']):>6} "
                 f"{ap(m['mean']['AP50_novel']):>6} {gain(g.get('AP50_base')):>10} "
                 f"{gain(g.get('AP50_novel')):>10}"
             )
     for name, m in report["methods"].items():
         g = m.get(key, {}).get("mean", {})
         lines.append(
-            f"{'mean':<10} {name:<14} {ap(m['mean_over_worlds']['AP50_base']):>6} "
+            f"{'mean':<10} {name:<{w}} {ap(m['mean_over_worlds']['AP50_base']):>6} "
             f"{ap(m['mean_over_worlds']['AP50_novel']):>6} {gain(g.get('AP50_base')):>10} "
             f"{gain(g.get('AP50_novel')):>10}"
         )
